@@ -1,0 +1,140 @@
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from . import ingest
+from .models import (
+    Action,
+    ActionEvent,
+    Brand,
+    Credential,
+    Delivery,
+    RefusalCounter,
+    RefusedAttempt,
+    generate_secret,
+)
+
+MIN_SECRET_LENGTH = 16
+
+
+class CredentialForm(forms.ModelForm):
+    secret = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Paste the value agreed with impact.com support, or leave empty to have one generated "
+        "(shown once). Only a hash is stored. Leave empty when editing to keep the current secret.",
+    )
+
+    class Meta:
+        model = Credential
+        fields = ["label", "header_name", "secret", "active", "expires_at"]
+
+    def clean_secret(self):
+        secret = self.cleaned_data["secret"]
+        if secret and len(secret) < MIN_SECRET_LENGTH:
+            raise forms.ValidationError(f"Use at least {MIN_SECRET_LENGTH} characters.")
+        return secret
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    form = CredentialForm
+    list_display = ["label", "header_name", "secret_hint", "active", "expires_at", "last_used_at", "use_count"]
+    list_filter = ["active"]
+    readonly_fields = ["secret_hint", "created_at", "last_used_at", "use_count"]
+
+    def save_model(self, request, obj, form, change):
+        secret = form.cleaned_data.get("secret")
+        generated = False
+        if not secret and not change:
+            secret, generated = generate_secret(), True
+        if secret:
+            obj.set_secret(secret)
+        super().save_model(request, obj, form, change)
+        if generated:
+            messages.warning(
+                request,
+                format_html(
+                    "New secret for {}: <code>{}</code>. Copy it now: it is not shown again. "
+                    "Send it to impact.com support for the {} header.",
+                    obj.label,
+                    secret,
+                    obj.header_name,
+                ),
+            )
+
+
+@admin.action(description="Replay selected deliveries (applied ones stay applied)")
+def replay_deliveries(modeladmin, request, queryset):
+    counts = ingest.replay(queryset.order_by("id"))
+    summary = ", ".join(f"{outcome}: {n}" for outcome, n in sorted(counts.items())) or "nothing"
+    modeladmin.message_user(request, f"Replayed {sum(counts.values())} deliveries ({summary}).")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "received_at", "method", "outcome", "action_id", "remote_addr", "reason"]
+    list_filter = ["outcome", "received_at", "method"]
+    search_fields = ["=action_id"]
+    date_hierarchy = "received_at"
+    actions = [replay_deliveries]
+    readonly_fields = [f.name for f in Delivery._meta.fields if f.name != "body"] + ["body_text"]
+    exclude = ["body"]
+    list_select_related = []
+    show_full_result_count = False
+
+
+class ActionEventInline(admin.TabularInline):
+    model = ActionEvent
+    fk_name = "action"
+    extra = 0
+    can_delete = False
+    fields = [
+        "seq", "kind", "from_state", "to_state", "amount", "payout", "delta_payout", "changed_at",
+        "received_at", "delay_seconds", "source", "superseded", "out_of_order", "anomaly", "changes",
+    ]  # fmt: skip
+    readonly_fields = fields
+    ordering = ["seq"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Action)
+class ActionAdmin(ReadOnlyAdmin):
+    list_display = ["action_id", "brand", "state", "status", "amount", "payout", "currency", "last_received_at"]
+    list_filter = ["state", "brand"]
+    search_fields = ["=action_id", "=oid"]
+    list_select_related = ["brand"]
+    inlines = [ActionEventInline]
+    show_full_result_count = False
+
+
+@admin.register(Brand)
+class BrandAdmin(admin.ModelAdmin):
+    list_display = ["campaign_id", "name", "created_at"]
+    search_fields = ["campaign_id", "name"]
+    readonly_fields = ["campaign_id", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(RefusedAttempt)
+class RefusedAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["at", "reason", "remote_addr", "method", "path", "size"]
+    list_filter = ["reason"]
+
+
+@admin.register(RefusalCounter)
+class RefusalCounterAdmin(ReadOnlyAdmin):
+    list_display = ["reason", "count", "last_at"]

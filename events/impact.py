@@ -1,0 +1,436 @@
+"""impact.com's postback vocabulary: turn a raw delivery into a normalised change.
+
+Pure Python (no Django), so it is easy to test alone. The publisher picks the
+parameter *names* in impact.com's URL or body template; we accept impact.com's
+macro names in any case and in snake_case (`ActionId` = `action_id` =
+`actionid`) plus the aliases in `ALIASES`. Values: an empty value or an
+unfilled macro (`{SubId1}`) is None; money is `Decimal`; dates are aware
+datetimes (ISO 8601 with or without offset, naive = UTC, or epoch seconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import parse_qsl
+
+from defusedxml import ElementTree
+from defusedxml.common import DefusedXmlException
+
+MAX_MONEY = Decimal("1000000000000")  # 10^12, far above any commission
+MONEY_DECIMAL_PLACES = 6
+MAX_TEXT_LENGTH = 255
+MAX_PARAMETERS = 1000
+MAX_EXTRA_VALUE_LENGTH = 2000
+EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST_DATE = datetime(2100, 1, 1, tzinfo=UTC)
+
+EVENT_TYPES = ("tracked", "modified", "reversed")
+
+
+class InvalidPayload(ValueError):
+    """The payload cannot be understood; the message says precisely why."""
+
+
+# Canonical field -> (impact.com macro name, kind). Kinds: text, money, date, status, event_type.
+FIELDS: dict[str, tuple[str, str]] = {
+    "action_id": ("ActionId", "text"),
+    "campaign_id": ("CampaignId", "text"),
+    "campaign_name": ("CampaignName", "text"),
+    "action_tracker_id": ("ActionTrackerId", "text"),
+    "action_tracker_name": ("ActionTrackerName", "text"),
+    "media_partner_id": ("MediaPartnerId", "text"),
+    "media_partner_name": ("MediaPartnerName", "text"),
+    "action_type": ("ActionType", "text"),
+    "referring_type": ("ReferringType", "text"),
+    "status": ("Status", "status"),
+    "status_detail": ("StatusDetail", "text"),
+    "ad_id": ("AdId", "text"),
+    "payout": ("Payout", "money"),
+    "delta_payout": ("DeltaPayout", "money"),
+    "intended_payout": ("IntendedPayout", "money"),
+    "amount": ("Amount", "money"),
+    "delta_amount": ("DeltaAmount", "money"),
+    "intended_amount": ("IntendedAmount", "money"),
+    "currency": ("Currency", "text"),
+    "original_currency": ("OriginalCurrency", "text"),
+    "original_amount": ("OriginalAmount", "money"),
+    "event_date": ("EventDate", "date"),
+    "creation_date": ("CreationDate", "date"),
+    "locking_date": ("LockingDate", "date"),
+    "referring_date": ("ReferringDate", "date"),
+    "cleared_date": ("ClearedDate", "date"),
+    "update_date": ("UpdateDate", "date"),
+    "oid": ("Oid", "text"),
+    "shared_id": ("SharedId", "text"),
+    "sub_id1": ("SubId1", "text"),
+    "sub_id2": ("SubId2", "text"),
+    "sub_id3": ("SubId3", "text"),
+    "promo_code": ("PromoCode", "text"),
+    "event_code": ("EventCode", "text"),
+    "referring_domain": ("ReferringDomain", "text"),
+    "event_type": ("EventType", "event_type"),
+}
+
+# Common names publishers choose in their templates -> canonical field.
+# Keys are compared after lower-casing and removing "_", "-" and ".".
+ALIASES: dict[str, str] = {
+    "id": "action_id",
+    "conversionid": "action_id",
+    "transactionid": "action_id",
+    "txid": "action_id",
+    "campaign": "campaign_id",
+    "programid": "campaign_id",
+    "brandid": "campaign_id",
+    "advertiserid": "campaign_id",
+    "brand": "campaign_name",
+    "brandname": "campaign_name",
+    "programname": "campaign_name",
+    "advertiser": "campaign_name",
+    "advertisername": "campaign_name",
+    "trackerid": "action_tracker_id",
+    "tracker": "action_tracker_name",
+    "trackername": "action_tracker_name",
+    "partnerid": "media_partner_id",
+    "state": "status",
+    "actionstatus": "status",
+    "commission": "payout",
+    "deltacommission": "delta_payout",
+    "saleamount": "amount",
+    "revenue": "amount",
+    "deltarevenue": "delta_amount",
+    "currencycode": "currency",
+    "orderid": "oid",
+    "order": "oid",
+    "subid": "sub_id1",
+    "sub1": "sub_id1",
+    "sub2": "sub_id2",
+    "sub3": "sub_id3",
+    "clickid": "shared_id",
+    "actiondate": "event_date",
+    "createdat": "creation_date",
+    "updatedat": "update_date",
+    "updatetime": "update_date",
+    "modifieddate": "update_date",
+    "changedate": "update_date",
+    "event": "event_type",
+    "lifecycle": "event_type",
+    "lifecycleevent": "event_type",
+}
+
+# Parameters that are never data: the credential fallback.
+IGNORED = {"token"}
+
+_UNFILLED_MACRO = re.compile(r"^\{[A-Za-z0-9_]+\}$")
+_MONEY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_EPOCH = re.compile(r"^\d{9,10}(\.\d+)?$")
+
+
+def normalise_name(name: str) -> str:
+    return re.sub(r"[\s_.\-]", "", name).lower()
+
+
+def build_lookup(update_time_fields: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """Normalised parameter name -> canonical field."""
+    lookup = {normalise_name(macro): canonical for canonical, (macro, _) in FIELDS.items()}
+    lookup.update({normalise_name(canonical): canonical for canonical in FIELDS})
+    lookup.update(ALIASES)
+    for name in update_time_fields:
+        lookup[normalise_name(name)] = "update_date"
+    return lookup
+
+
+DEFAULT_LOOKUP = build_lookup()
+
+
+@dataclass
+class Postback:
+    """One normalised change, as impact.com reported it."""
+
+    fields: dict[str, Any]
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.fields.get(name)
+
+    @property
+    def action_id(self) -> str:
+        return self.fields["action_id"]
+
+    @property
+    def changed_at(self) -> datetime | None:
+        """The impact-side time of this change, where the payload says it."""
+        return self.fields.get("update_date")
+
+    def fingerprint(self) -> str:
+        """Identifies the change: a retry of the same postback has the same one."""
+        canonical = {name: _canonical_text(value) for name, value in sorted(self.fields.items()) if value is not None}
+        raw = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _canonical_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return str(value)
+
+
+# --- Reading raw deliveries ------------------------------------------------------
+
+
+def read_pairs(query_string: str, body: bytes, content_type: str) -> list[tuple[str, str]]:
+    """All (name, value) pairs of a delivery: query string first, then the body."""
+    pairs = _query_pairs(query_string)
+    if body.strip():
+        pairs.extend(_body_pairs(body, content_type))
+    if len(pairs) > MAX_PARAMETERS:
+        raise InvalidPayload(f"too many parameters ({len(pairs)}; at most {MAX_PARAMETERS})")
+    return pairs
+
+
+def _query_pairs(query_string: str) -> list[tuple[str, str]]:
+    if not query_string:
+        return []
+    try:
+        # WSGI hands the query string over as latin-1 decoded bytes.
+        text = query_string.encode("latin-1").decode("utf-8")
+        return parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeError as exc:
+        raise InvalidPayload("query string is not valid UTF-8") from exc
+
+
+def _body_pairs(body: bytes, content_type: str) -> list[tuple[str, str]]:
+    media_type = content_type.split(";")[0].strip().lower()
+    if not media_type:
+        first = body.lstrip()[:1]
+        media_type = {b"{": "application/json", b"<": "application/xml"}.get(first, "application/x-www-form-urlencoded")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload("body is not valid UTF-8") from exc
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return _json_pairs(text)
+    if media_type in ("application/xml", "text/xml") or media_type.endswith("+xml"):
+        return _xml_pairs(text)
+    if media_type == "application/x-www-form-urlencoded":
+        try:
+            return parse_qsl(text, keep_blank_values=True, errors="strict")
+        except UnicodeError as exc:
+            raise InvalidPayload("form body is not valid UTF-8") from exc
+    raise InvalidPayload(
+        f"unsupported content type {media_type!r}; send a query string, "
+        "application/json, application/xml or application/x-www-form-urlencoded"
+    )
+
+
+def _reject_constant(name: str) -> None:
+    raise InvalidPayload(f"JSON body contains {name}, which is not a number impact.com sends")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InvalidPayload(f"JSON body has the key {key!r} twice")
+        seen[key] = value
+    return seen
+
+
+def _json_pairs(text: str) -> list[tuple[str, str]]:
+    try:
+        data = json.loads(
+            text,
+            parse_float=Decimal,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_no_duplicate_keys,
+        )
+    except RecursionError as exc:
+        raise InvalidPayload("JSON body is nested too deeply") from exc
+    except InvalidPayload:
+        raise
+    except ValueError as exc:
+        raise InvalidPayload(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidPayload(f"JSON body must be an object of parameters, not {type(data).__name__}")
+    pairs = []
+    for key, value in data.items():
+        if value is None:
+            pairs.append((key, ""))
+        elif isinstance(value, bool):
+            pairs.append((key, "true" if value else "false"))
+        elif isinstance(value, (str, int, Decimal)):
+            pairs.append((key, str(value)))
+        else:
+            # Nested objects are not part of impact.com's flat templates: keep them, flattened.
+            pairs.append((key, json.dumps(value, default=str)[:MAX_EXTRA_VALUE_LENGTH]))
+    return pairs
+
+
+def _xml_pairs(text: str) -> list[tuple[str, str]]:
+    try:
+        root = ElementTree.fromstring(text, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise InvalidPayload(f"XML body refused: {type(exc).__name__} (DTDs and entities are not accepted)") from exc
+    except ElementTree.ParseError as exc:
+        raise InvalidPayload(f"body is not valid XML: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidPayload("XML body is nested too deeply") from exc
+    pairs = [(key, value) for key, value in root.attrib.items()]
+    for child in root:
+        if len(child):
+            raise InvalidPayload(f"XML element <{child.tag}> must hold text, not other elements")
+        pairs.append((child.tag, (child.text or "").strip()))
+    return pairs
+
+
+# --- Normalising --------------------------------------------------------------------
+
+
+def parse(
+    query_string: str,
+    body: bytes = b"",
+    content_type: str = "",
+    lookup: dict[str, str] = DEFAULT_LOOKUP,
+) -> Postback:
+    """Read and normalise one delivery; raises InvalidPayload with a precise reason."""
+    return normalise(read_pairs(query_string, body, content_type), lookup)
+
+
+def normalise(pairs: list[tuple[str, str]], lookup: dict[str, str] = DEFAULT_LOOKUP) -> Postback:
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    extra: dict[str, str] = {}
+    for name, raw in pairs:
+        key = normalise_name(name)
+        if key in IGNORED:
+            continue
+        canonical = lookup.get(key)
+        if canonical is None:
+            extra[name[:100]] = raw[:MAX_EXTRA_VALUE_LENGTH]
+            continue
+        value = _value(canonical, name, raw)
+        if canonical in values and values[canonical] != value:
+            if value is None:
+                continue
+            if values[canonical] is not None:
+                raise InvalidPayload(f"{sources[canonical]!r} and {name!r} give different values for {canonical}")
+        if value is not None or canonical not in values:
+            values[canonical] = value
+            sources[canonical] = name
+    if not values.get("action_id"):
+        raise InvalidPayload("ActionId is missing or empty (map a parameter to {ActionId} in the impact.com template)")
+    return Postback(fields={k: v for k, v in values.items() if v is not None}, extra=extra)
+
+
+def _value(canonical: str, name: str, raw: str) -> Any:
+    text = raw.strip()
+    if not text or _UNFILLED_MACRO.match(text):
+        return None
+    kind = FIELDS[canonical][1]
+    if kind == "money":
+        return parse_money(text, name)
+    if kind == "date":
+        return parse_date(text, name)
+    if kind == "status":
+        return _text(text.upper(), name)
+    if kind == "event_type":
+        value = text.lower()
+        if value not in EVENT_TYPES:
+            raise InvalidPayload(f"{name}={text!r} is not one of {', '.join(EVENT_TYPES)}")
+        return value
+    if canonical == "currency":
+        return _text(text.upper(), name)
+    return _text(text, name)
+
+
+def _text(text: str, name: str) -> str:
+    if len(text) > MAX_TEXT_LENGTH:
+        raise InvalidPayload(f"{name} is {len(text)} characters long; at most {MAX_TEXT_LENGTH}")
+    if "\x00" in text:
+        raise InvalidPayload(f"{name} contains a NUL character")
+    return text
+
+
+def parse_money(text: str, name: str = "value") -> Decimal:
+    if not _MONEY.match(text):
+        raise InvalidPayload(f"{name}={text[:40]!r} is not a decimal number (expected e.g. 12.34)")
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:  # pragma: no cover - the pattern already excludes these
+        raise InvalidPayload(f"{name}={text[:40]!r} is not a decimal number") from exc
+    if abs(value) >= MAX_MONEY:
+        raise InvalidPayload(f"{name}={text[:40]!r} is out of range (at most {MAX_MONEY:,} in absolute value)")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MONEY_DECIMAL_PLACES:
+        value = value.normalize()
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > MONEY_DECIMAL_PLACES:
+            raise InvalidPayload(f"{name}={text[:40]!r} has more than {MONEY_DECIMAL_PLACES} decimal places")
+    return value + 0  # normalise -0 to 0
+
+
+def parse_date(text: str, name: str = "value") -> datetime:
+    """ISO 8601 with or without offset (naive means UTC), a bare date, or epoch seconds."""
+    if _EPOCH.match(text):
+        value = datetime.fromtimestamp(float(text), tz=UTC)
+    else:
+        try:
+            value = datetime.fromisoformat(text.replace(" ", "T", 1) if len(text) > 10 else text)
+        except ValueError:
+            try:
+                value = datetime.combine(date.fromisoformat(text), time())
+            except ValueError as exc:
+                raise InvalidPayload(
+                    f"{name}={text[:40]!r} is not a date (expected ISO 8601 such as "
+                    "2026-11-20T14:03:11-08:00, or epoch seconds)"
+                ) from exc
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+    if not EARLIEST_DATE <= value < LATEST_DATE:
+        raise InvalidPayload(f"{name}={text[:40]!r} is outside the years 1990-2099")
+    return value
+
+
+# --- The URL template to paste into impact.com ---------------------------------------
+
+TEMPLATE_FIELDS = (
+    "action_id",
+    "campaign_id",
+    "campaign_name",
+    "action_tracker_id",
+    "action_tracker_name",
+    "status",
+    "status_detail",
+    "amount",
+    "delta_amount",
+    "payout",
+    "delta_payout",
+    "currency",
+    "event_date",
+    "creation_date",
+    "locking_date",
+    "oid",
+    "sub_id1",
+    "sub_id2",
+    "sub_id3",
+    "promo_code",
+)
+
+
+def url_template(endpoint_url: str) -> str:
+    """The GET URL template to paste into impact.com (recommended)."""
+    query = "&".join(f"{FIELDS[name][0]}={{{FIELDS[name][0]}}}" for name in TEMPLATE_FIELDS)
+    return f"{endpoint_url}?{query}"
+
+
+def json_body_template() -> str:
+    """The POST body template (JSON) for accounts that prefer POST."""
+    body = {FIELDS[name][0]: f"{{{FIELDS[name][0]}}}" for name in TEMPLATE_FIELDS}
+    return json.dumps(body, indent=2)

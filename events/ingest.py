@@ -1,0 +1,234 @@
+"""The ingest pipeline: authenticate, store first, then parse and apply.
+
+The DRF view only calls these functions. Steps (DESIGN.md, "Data flow"):
+`authenticate()` -> `store()` (committed before any parsing) -> `process()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils import timezone
+
+from . import impact, lifecycle
+from .models import Credential, Delivery, Outcome, RefusalCounter, RefusalReason, RefusedAttempt, hash_secret
+
+logger = logging.getLogger(__name__)
+
+REDACTED = "[redacted]"
+TOKEN_PARAMETER = "token"
+# Headers never stored, whatever the credentials say.
+ALWAYS_REDACTED_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+
+
+@dataclass
+class Refusal:
+    reason: str
+    detail: str
+
+
+@dataclass
+class Authenticated:
+    credential: Credential
+    secret: str
+    header_names: set[str]  # every credential header, all redacted from what is stored
+
+
+def _token_parameter(query_string: str) -> str | None:
+    for name, value in parse_qsl(query_string, keep_blank_values=True):
+        if name == TOKEN_PARAMETER:
+            return value
+    return None
+
+
+def authenticate(request: HttpRequest) -> Authenticated | Refusal:
+    """Find the active credential the request carries, comparing hashes in constant time."""
+    credentials = list(Credential.objects.filter(active=True))
+    if not credentials:
+        return Refusal(
+            RefusalReason.NO_CREDENTIAL_CONFIGURED,
+            "No postback credential is configured, so every postback is refused. Add one in Django admin "
+            "(Events > Credentials) or with `manage.py create_credential --label impact`.",
+        )
+    presented = {
+        value
+        for value in {request.headers.get(c.header_name) for c in credentials}
+        | {_token_parameter(request.META.get("QUERY_STRING", ""))}
+        if value
+    }
+    names = {c.header_name for c in credentials}
+    if not presented:
+        return Refusal(
+            RefusalReason.MISSING_CREDENTIAL,
+            f"No credential presented: send it in the {' or '.join(sorted(names))} header, "
+            f"or as the `{TOKEN_PARAMETER}` query parameter.",
+        )
+    now = timezone.now()
+    expired = None
+    for secret in presented:
+        digest = hash_secret(secret)
+        for credential in credentials:
+            if credential.matches(digest):
+                if credential.expires_at is not None and credential.expires_at <= now:
+                    expired = credential
+                    continue
+                return Authenticated(credential, secret, names)
+    if expired is not None:
+        return Refusal(
+            RefusalReason.EXPIRED_CREDENTIAL,
+            "The credential presented has expired; ask an admin to extend it or issue a new one.",
+        )
+    return Refusal(RefusalReason.INVALID_CREDENTIAL, "The credential presented is not recognised.")
+
+
+def client_address(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "")[:64]
+
+
+def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
+    """Count the refusal and keep its metadata (never the secret), capped."""
+    now = timezone.now()
+    with transaction.atomic():
+        RefusedAttempt.objects.create(
+            at=now,
+            reason=refusal.reason,
+            remote_addr=client_address(request),
+            method=request.method[:10],
+            path=request.path[:300],
+            header_names=sorted(request.headers.keys())[:100],
+            size=_content_length(request),
+        )
+        updated = RefusalCounter.objects.filter(reason=refusal.reason).update(count=F("count") + 1, last_at=now)
+        if not updated:
+            RefusalCounter.objects.create(reason=refusal.reason, count=1, last_at=now)
+    # Keep at most REFUSED_ATTEMPTS_KEEP rows: trim in batches, not on every request.
+    keep = settings.REFUSED_ATTEMPTS_KEEP
+    newest = RefusedAttempt.objects.order_by("-id").values_list("id", flat=True)[:1]
+    if newest and newest[0] % 100 == 0:
+        cutoff = RefusedAttempt.objects.order_by("-id").values_list("id", flat=True)[keep : keep + 1]
+        if cutoff:
+            RefusedAttempt.objects.filter(id__lte=cutoff[0]).delete()
+    logger.warning("postback refused: %s from %s", refusal.reason, client_address(request))
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0
+
+
+def body_too_large(request: HttpRequest) -> bool:
+    """Decided from Content-Length, before the body is read."""
+    return _content_length(request) > settings.POSTBACK_MAX_BODY_BYTES
+
+
+def redact_query_string(query_string: str, secret: str | None) -> str:
+    if not query_string:
+        return ""
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    if any(name == TOKEN_PARAMETER for name, _ in pairs):
+        query_string = urlencode(
+            [(name, REDACTED if name == TOKEN_PARAMETER else value) for name, value in pairs], safe="{}[]"
+        )
+    if secret:
+        query_string = query_string.replace(secret, REDACTED)
+    return query_string
+
+
+def redact_headers(request: HttpRequest, credential_headers: set[str], secret: str | None) -> dict[str, str]:
+    redacted = {name.lower() for name in credential_headers} | ALWAYS_REDACTED_HEADERS
+    headers = {}
+    for name, value in request.headers.items():
+        if name.lower() in redacted:
+            value = REDACTED
+        elif secret and secret in value:
+            value = value.replace(secret, REDACTED)
+        headers[name] = value.replace("\x00", "\\x00")[:1000]
+    return headers
+
+
+def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
+    """Commit the delivery (redacted) before anything parses it."""
+    now = timezone.now()
+    secret, credential = auth.secret, auth.credential
+    body = body.replace(secret.encode(), REDACTED.encode())
+    with transaction.atomic():
+        delivery = Delivery.objects.create(
+            received_at=now,
+            method=request.method[:10],
+            path=request.path[:300],
+            query_string=redact_query_string(request.META.get("QUERY_STRING", ""), secret).replace("\x00", ""),
+            content_type=request.META.get("CONTENT_TYPE", "")[:200],
+            body=body,
+            headers=redact_headers(request, auth.header_names, secret),
+            remote_addr=client_address(request),
+            credential=credential,
+        )
+        Credential.objects.filter(pk=credential.pk).update(use_count=F("use_count") + 1, last_used_at=now)
+    return delivery
+
+
+_lookup_cache: dict[tuple[str, ...], dict[str, str]] = {}
+
+
+def field_lookup() -> dict[str, str]:
+    key = tuple(settings.POSTBACK_UPDATE_TIME_FIELDS)
+    if key not in _lookup_cache:
+        _lookup_cache[key] = impact.build_lookup(key)
+    return _lookup_cache[key]
+
+
+def process(delivery: Delivery) -> Delivery:
+    """Parse and apply a stored delivery; its outcome says what happened. Safe to call again (replay)."""
+    delivery.attempts += 1
+    delivery.processed_at = timezone.now()
+    delivery.reason = ""
+    delivery.traceback = ""
+    try:
+        postback = impact.parse(
+            delivery.query_string, bytes(delivery.body), delivery.content_type, lookup=field_lookup()
+        )
+    except impact.InvalidPayload as exc:
+        delivery.outcome = Outcome.INVALID
+        delivery.reason = str(exc)
+        delivery.save(update_fields=["outcome", "reason", "traceback", "attempts", "processed_at"])
+        return delivery
+
+    delivery.action_id = postback.action_id[:255]
+    try:
+        with transaction.atomic():
+            result = lifecycle.apply(postback, received_at=delivery.received_at, delivery=delivery)
+            delivery.outcome = result.outcome
+            delivery.event = result.event
+            delivery.save(
+                update_fields=["outcome", "reason", "traceback", "attempts", "processed_at", "action_id", "event"]
+            )
+    except Exception as exc:
+        logger.exception("delivery %s failed", delivery.pk)
+        delivery.outcome = Outcome.FAILED
+        delivery.event = None
+        delivery.reason = f"{type(exc).__name__}: {exc}"[:2000]
+        delivery.traceback = traceback.format_exc()[-20_000:]
+        # If the database is gone this raises too: the view answers 503, the delivery stays
+        # `received` (replayable) and impact.com's retry is deduplicated.
+        delivery.save(
+            update_fields=["outcome", "reason", "traceback", "attempts", "processed_at", "action_id", "event"]
+        )
+    return delivery
+
+
+def replay(deliveries) -> dict[str, int]:
+    """Process stored deliveries again; counts outcomes. Applied ones stay applied."""
+    counts: dict[str, int] = {}
+    for delivery in deliveries.iterator(chunk_size=500):
+        outcome = process(delivery).outcome
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts

@@ -1,0 +1,259 @@
+"""The one place where an action's state changes.
+
+`apply()` runs inside a transaction with the action row locked
+(`select_for_update`), so two postbacks for the same action are applied one
+after the other whatever the number of workers. Rules (README, "Lifecycle"):
+
+- kind: an explicit EventType wins; Status=REVERSED is *reversed*; a non-zero
+  DeltaAmount/DeltaPayout is *modified*; otherwise the first postback seen
+  without deltas is *tracked* and later ones are *modified*.
+- state: reversed is terminal. A later *modified* is kept as superseded; a
+  *tracked* arriving after a later change is kept as out of order.
+- money: the change with the latest impact-side time wins whatever the arrival
+  order; without a time the latest arrival wins and the event is flagged
+  `order_uncertain`. A tracked postback never overrides a later change.
+- a postback whose fingerprint is already in the history is a duplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from .impact import Postback
+from .models import (
+    TRACKED_FIELDS,
+    Action,
+    ActionEvent,
+    ActionState,
+    Brand,
+    Delivery,
+    EventKind,
+    EventSource,
+    Outcome,
+)
+
+
+@dataclass
+class Result:
+    outcome: str
+    event: ActionEvent
+
+
+def derive_kind(postback: Postback, action: Action | None) -> str:
+    if postback["event_type"]:
+        return postback["event_type"]
+    if postback["status"] == "REVERSED":
+        return EventKind.REVERSED
+    if any(postback[name] for name in ("delta_amount", "delta_payout")):
+        return EventKind.MODIFIED
+    if action is None or not action.tracked_seen:
+        return EventKind.TRACKED
+    return EventKind.MODIFIED
+
+
+def changed_at_of(postback: Postback, kind: str) -> datetime | None:
+    """The impact-side time of the change: an update time, or CreationDate for a tracked action."""
+    if postback.changed_at:
+        return postback.changed_at
+    if kind == EventKind.TRACKED:
+        return postback["creation_date"]
+    return None
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _is_newer(action: Action, changed_at: datetime | None, fingerprint: str) -> tuple[bool, bool]:
+    """Does a change at `changed_at` override the action's current money? Returns (newer, uncertain)."""
+    current = action.money_changed_at
+    if changed_at is None or current is None:
+        return True, True  # unknown order: the latest arrival wins
+    if changed_at != current:
+        return changed_at > current, False
+    return fingerprint > action.money_fingerprint, False
+
+
+def brand_for(postback: Postback) -> Brand:
+    campaign_id = postback["campaign_id"] or Brand.UNKNOWN
+    brand, created = Brand.objects.get_or_create(
+        campaign_id=campaign_id, defaults={"name": postback["campaign_name"] or ""}
+    )
+    if not created and postback["campaign_name"] and brand.name != postback["campaign_name"]:
+        brand.name = postback["campaign_name"]
+        brand.save(update_fields=["name"])
+    return brand
+
+
+def _lock_action(action_id: str) -> Action | None:
+    return Action.objects.select_for_update().filter(action_id=action_id).first()
+
+
+def apply(
+    postback: Postback,
+    *,
+    received_at: datetime,
+    delivery: Delivery | None = None,
+    source: str = EventSource.POSTBACK,
+) -> Result:
+    """Record one change in its action's history. Call inside transaction.atomic()."""
+    fingerprint = postback.fingerprint()
+    action = _lock_action(postback.action_id)
+
+    existing = ActionEvent.objects.filter(fingerprint=fingerprint).first() if action else None
+    if existing is not None:
+        if delivery is not None and existing.delivery_id == delivery.pk:
+            return Result(Outcome.APPLIED, existing)  # a replay of the delivery that created it
+        ActionEvent.objects.filter(pk=existing.pk).update(duplicate_count=F("duplicate_count") + 1)
+        return Result(Outcome.DUPLICATE, existing)
+
+    kind = derive_kind(postback, action)
+    changed_at = changed_at_of(postback, kind)
+    created = action is None
+    if created:
+        action = _create_action(postback, kind, received_at)
+        if action is None:  # another transaction created it first: start again under its lock
+            return apply(postback, received_at=received_at, delivery=delivery, source=source)
+
+    from_state = "" if created else action.state
+    flags = _decide(action, kind, changed_at, fingerprint, created)
+    to_state = flags.pop("to_state")
+
+    before = {name: getattr(action, name) for name in TRACKED_FIELDS}
+    proposed = {name: postback[name] for name in TRACKED_FIELDS if postback[name] is not None}
+    if flags["applied"]:
+        for name, value in proposed.items():
+            setattr(action, name, value)
+        action.money_changed_at = changed_at
+        action.money_fingerprint = fingerprint
+    else:
+        # A superseded change still fills in what the action does not know yet.
+        for name, value in proposed.items():
+            if before[name] in (None, ""):
+                setattr(action, name, value)
+    changes = {
+        name: [_json(None if created else before[name]), _json(value)]
+        for name, value in proposed.items()
+        if created or before[name] != value
+    }
+
+    delta_amount = postback["delta_amount"]
+    delta_payout = postback["delta_payout"]
+    if flags["applied"] and not created:
+        if delta_amount is None and postback["amount"] is not None and before["amount"] is not None:
+            delta_amount = postback["amount"] - before["amount"]
+        if delta_payout is None and postback["payout"] is not None and before["payout"] is not None:
+            delta_payout = postback["payout"] - before["payout"]
+
+    delay = None
+    if changed_at is not None:
+        delay = int((received_at - changed_at).total_seconds())
+
+    action.state = to_state
+    action.tracked_seen = action.tracked_seen or kind == EventKind.TRACKED
+    action.event_count += 1
+    action.last_received_at = max(action.last_received_at, received_at)
+    action.save()
+
+    event = ActionEvent.objects.create(
+        action=action,
+        brand_id=action.brand_id,
+        seq=action.event_count,
+        kind=kind,
+        from_state=from_state,
+        to_state=to_state,
+        changes=changes,
+        status=postback["status"] or "",
+        amount=postback["amount"],
+        payout=postback["payout"],
+        delta_amount=delta_amount,
+        delta_payout=delta_payout,
+        currency=postback["currency"] or action.currency,
+        changed_at=changed_at,
+        received_at=received_at,
+        delay_seconds=delay,
+        source=source,
+        fingerprint=fingerprint,
+        extra=postback.extra,
+        delivery=delivery,
+        **flags,
+    )
+    return Result(Outcome.APPLIED, event)
+
+
+def _create_action(postback: Postback, kind: str, received_at: datetime) -> Action | None:
+    """Create the action row (values are filled in by apply), or None if a concurrent transaction did."""
+    try:
+        with transaction.atomic():
+            return Action.objects.create(
+                action_id=postback.action_id,
+                brand=brand_for(postback),
+                state=kind,
+                first_received_at=received_at,
+                last_received_at=received_at,
+            )
+    except IntegrityError:
+        return None
+
+
+def _decide(action: Action, kind: str, changed_at, fingerprint: str, created: bool) -> dict[str, Any]:
+    """The state after this change, and how the event is flagged."""
+    flags = {"applied": True, "superseded": False, "out_of_order": False, "order_uncertain": False, "anomaly": ""}
+    if created:
+        if kind != EventKind.TRACKED:
+            flags["out_of_order"] = True
+            flags["anomaly"] = f"first postback seen for this action is {kind}, not tracked"
+        flags["to_state"] = kind
+        return flags
+
+    state = action.state
+    newer, uncertain = _is_newer(action, changed_at, fingerprint)
+    if state == ActionState.REVERSED:
+        if kind == EventKind.REVERSED:
+            flags["applied"] = newer
+            flags["order_uncertain"] = uncertain
+            flags["superseded"] = not newer
+            flags["anomaly"] = "reversed again"
+        else:
+            flags["applied"] = False
+            flags["superseded"] = True
+            after_reversal = changed_at and action.money_changed_at and changed_at > action.money_changed_at
+            if kind == EventKind.MODIFIED and after_reversal:
+                flags["anomaly"] = "modified after the reversal (reversal is terminal)"
+            else:
+                flags["out_of_order"] = True
+        flags["to_state"] = ActionState.REVERSED
+        return flags
+
+    if kind == EventKind.REVERSED:
+        flags["to_state"] = ActionState.REVERSED  # terminal: always overrides
+        return flags
+
+    if kind == EventKind.TRACKED:
+        # The action exists but no tracked postback came yet: this is it, arriving late.
+        flags["out_of_order"] = True
+        flags["to_state"] = state
+        if state != ActionState.TRACKED:
+            flags["applied"] = False
+            flags["superseded"] = True
+        return flags
+
+    # modified
+    flags["to_state"] = ActionState.MODIFIED
+    if state == ActionState.TRACKED:
+        return flags  # a change after tracking is always newer than the tracking
+    flags["applied"] = newer
+    flags["superseded"] = not newer
+    flags["out_of_order"] = not newer
+    flags["order_uncertain"] = uncertain
+    return flags

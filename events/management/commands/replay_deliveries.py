@@ -1,0 +1,35 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from events import ingest
+from events.models import Delivery, Outcome
+
+
+class Command(BaseCommand):
+    help = "Process stored deliveries again (after fixing a mapping or a bug). Idempotent."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--outcome",
+            default="failed,invalid",
+            help="Comma-separated outcomes to replay (default failed,invalid; 'received' for unprocessed).",
+        )
+        parser.add_argument("--id", type=int, action="append", dest="ids", help="Replay this delivery id (repeatable).")
+
+    def handle(self, *args, outcome, ids, **options):
+        outcomes = [o.strip() for o in outcome.split(",") if o.strip()]
+        unknown = set(outcomes) - set(Outcome.values)
+        if unknown:
+            raise CommandError(
+                f"unknown outcome(s): {', '.join(sorted(unknown))}; choose from {', '.join(Outcome.values)}"
+            )
+        deliveries = Delivery.objects.filter(pk__in=ids) if ids else Delivery.objects.filter(outcome__in=outcomes)
+        total = deliveries.count()
+        self.stdout.write(f"Replaying {total} deliveries...")
+        counts: dict[str, int] = {}
+        for done, delivery in enumerate(deliveries.order_by("id").iterator(chunk_size=500), start=1):
+            result = ingest.process(delivery).outcome
+            counts[result] = counts.get(result, 0) + 1
+            if done % 1000 == 0:
+                self.stdout.write(f"  {done}/{total}")
+        summary = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items())) or "nothing to do"
+        self.stdout.write(self.style.SUCCESS(f"Done: {summary}"))

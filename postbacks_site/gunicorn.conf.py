@@ -1,0 +1,19 @@
+"""gunicorn settings, so every start (make run, deploy units, benchmarks) is the same."""
+
+import multiprocessing
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
+worker_class = "sync"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+# A worker that served this many requests is replaced: bounds memory growth.
+max_requests = 10_000
+max_requests_jitter = 1_000
+# gunicorn 27 opens a control socket in the home directory unless told not to.
+control_socket_disable = True
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+errorlog = "-"
+wsgi_app = "postbacks_site.wsgi:application"

@@ -1,0 +1,85 @@
+"""Shared builders. Tests talk to the real endpoint through Django's client or real HTTP."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import pytest
+from django.db import connection
+
+from events.models import Credential
+
+ENDPOINT = "/postbacks/impact/"
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def pytest_collection_modifyitems(config, items):
+    from django.db import connections
+
+    if connections["default"].vendor != "postgresql":
+        skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+        for item in items:
+            if "postgres" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_files(settings):
+    """Tests render templates without running collectstatic first."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def credential(db):
+    """An active credential; `credential.secret` is the plain secret."""
+    cred, secret = Credential.create_with_secret(label="test")
+    cred.secret = secret
+    return cred
+
+
+def postback_params(action_id="A1", **overrides) -> dict[str, str]:
+    """Parameters as impact.com fills the recommended GET template for a tracked action."""
+    params = {
+        "ActionId": action_id,
+        "CampaignId": "1001",
+        "CampaignName": "Acme Shoes",
+        "ActionTrackerId": "7",
+        "ActionTrackerName": "Online Sale",
+        "Status": "PENDING",
+        "Amount": "100.00",
+        "Payout": "10.00",
+        "Currency": "USD",
+        "CreationDate": "2026-11-20T14:03:11-08:00",
+        "EventDate": "2026-11-20T14:00:00-08:00",
+    }
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    for k in [k for k, v in overrides.items() if v is None]:
+        params.pop(k, None)
+    return params
+
+
+@pytest.fixture
+def send(client, credential):
+    """Send one postback through the real endpoint; returns the response."""
+
+    def _send(params=None, *, method="get", body=None, content_type=None, headers=None, **overrides):
+        params = params if params is not None else postback_params(**overrides)
+        headers = {credential.header_name: credential.secret} if headers is None else headers
+        if method == "get":
+            return client.get(ENDPOINT + "?" + urlencode(params), headers=headers)
+        if method == "post-json":
+            return client.post(ENDPOINT, data=json.dumps(params), content_type="application/json", headers=headers)
+        if method == "post-form":
+            return client.post(
+                ENDPOINT, data=urlencode(params), content_type="application/x-www-form-urlencoded", headers=headers
+            )
+        return client.generic(method.upper(), ENDPOINT, data=body or b"", content_type=content_type, headers=headers)
+
+    return _send
