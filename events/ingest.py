@@ -7,6 +7,7 @@ The DRF view only calls these functions. Steps (DESIGN.md, "Data flow"):
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus
@@ -39,6 +40,14 @@ class Authenticated:
     credential: Credential
     secret: str
     header_names: set[str]  # every credential header, all redacted from what is stored
+
+
+# An HTTP header name is an RFC 9110 token.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def is_header_name(name: str) -> bool:
+    return bool(_HEADER_NAME.match(name))
 
 
 def _token_parameter(query_string: str) -> str | None:
