@@ -24,6 +24,7 @@ from .models import Credential, Delivery, Outcome, RefusalCounter, RefusalReason
 logger = logging.getLogger(__name__)
 
 REDACTED = "[redacted]"
+MAX_INT32 = 2**31 - 1
 TOKEN_PARAMETER = "token"
 # Headers never stored, whatever the credentials say.
 ALWAYS_REDACTED_HEADERS = {"authorization", "cookie", "proxy-authorization"}
@@ -112,7 +113,7 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
             method=request.method[:10],
             path=request.path[:300],
             header_names=sorted(_escape_nul(name)[:200] for name in request.headers)[:100],
-            size=_content_length(request),
+            size=min(_content_length(request), MAX_INT32),  # the header is the sender's word
         )
         updated = RefusalCounter.objects.filter(reason=refusal.reason).update(count=F("count") + 1, last_at=now)
         if not updated:

@@ -39,6 +39,8 @@ from .models import (
     Outcome,
 )
 
+MAX_DELAY_SECONDS = 2**31 - 1  # ActionEvent.delay_seconds is a 32-bit integer
+
 
 @dataclass
 class Result:
@@ -163,6 +165,7 @@ def apply(
     delay = None
     if changed_at is not None:
         delay = int((received_at - changed_at).total_seconds())
+        delay = max(-MAX_DELAY_SECONDS, min(MAX_DELAY_SECONDS, delay))  # a date decades away fits the column
 
     action.state = to_state
     action.tracked_seen = action.tracked_seen or kind == EventKind.TRACKED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
 from urllib.parse import urlencode
@@ -292,3 +293,53 @@ def test_any_request_is_answered_200_and_stored_never_failed(client, credential,
     assert response.status_code == 200, response.content
     assert response.json()["outcome"] in ("applied", "duplicate", "invalid")
     assert ActionEvent.objects.filter(deliveries__pk=response.json()["delivery"]).count() <= 1
+
+
+def test_a_refused_request_announcing_a_huge_body_is_still_a_401(client, credential):
+    response = client.post(ENDPOINT, data=b"{}", content_type="application/json", CONTENT_LENGTH="99999999999")
+    assert response.status_code == 401
+
+
+def test_a_change_dated_far_in_the_future_is_applied_not_failed(send):
+    delivery = delivery_of(send(CreationDate="2099-06-01T00:00:00Z"))
+    assert delivery.outcome == "applied"
+    assert delivery.event.delay_seconds < 0
+
+
+accepted_dates = st.datetimes(
+    min_value=datetime(1990, 1, 2), max_value=datetime(2099, 12, 30), timezones=st.sampled_from([UTC, None])
+).map(lambda d: d.isoformat())
+accepted_money = st.decimals(
+    min_value=Decimal("-999999999999.999999"), max_value=Decimal("999999999999.999999"), places=6
+)
+accepted_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=255)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.fixed_dictionaries(
+        {"ActionId": accepted_text.filter(lambda t: t.strip() and t.strip()[0] != "{")},
+        optional={
+            "CampaignId": accepted_text,
+            "CampaignName": accepted_text,
+            "Status": st.text(max_size=40),
+            "Amount": accepted_money.map(str),
+            "Payout": accepted_money.map(str),
+            "DeltaPayout": accepted_money.map(str),
+            "Currency": st.text(max_size=8),
+            "OriginalCurrency": st.text(max_size=8),
+            "CreationDate": accepted_dates,
+            "UpdateDate": accepted_dates,
+            "LockingDate": accepted_dates,
+            "SubId1": accepted_text,
+            "Oid": accepted_text,
+            "EventType": st.sampled_from(["tracked", "modified", "reversed"]),
+        },
+    ),
+    st.sampled_from(["get", "post-json", "post-form"]),
+)
+def test_any_postback_the_parser_accepts_is_applied_never_failed(send, params, method):
+    response = send(params, method=method)
+    assert response.status_code == 200, response.content
+    delivery = delivery_of(response)
+    assert delivery.outcome in ("applied", "duplicate", "invalid"), delivery.traceback
