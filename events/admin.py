@@ -12,6 +12,7 @@ from .models import (
     RefusalCounter,
     RefusedAttempt,
     generate_secret,
+    hash_secret,
 )
 
 MIN_SECRET_LENGTH = 16
@@ -30,10 +31,18 @@ class CredentialForm(forms.ModelForm):
         model = Credential
         fields = ["label", "header_name", "secret", "active", "expires_at"]
 
+    def clean_header_name(self):
+        header_name = self.cleaned_data["header_name"].strip()
+        if not ingest.is_header_name(header_name):
+            raise forms.ValidationError("Not a valid HTTP header name (letters, digits, hyphens: X-Postback-Token).")
+        return header_name
+
     def clean_secret(self):
         secret = self.cleaned_data["secret"]
         if secret and len(secret) < MIN_SECRET_LENGTH:
             raise forms.ValidationError(f"Use at least {MIN_SECRET_LENGTH} characters.")
+        if secret and Credential.objects.exclude(pk=self.instance.pk).filter(secret_hash=hash_secret(secret)).exists():
+            raise forms.ValidationError("This secret is already used by another credential; use a different one.")
         return secret
 
 

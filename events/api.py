@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -39,11 +40,22 @@ class HasCredential(BasePermission):
         return isinstance(request.auth, ingest.Authenticated)
 
 
+class JSONWhateverTheClientAccepts(BaseContentNegotiation):
+    """The sender's Accept header is not ours to honour: a postback is always answered in JSON (never 406)."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return (renderers[0], renderers[0].media_type)
+
+
 class ImpactPostbackView(APIView):
     authentication_classes = [CredentialAuthentication]
     permission_classes = [HasCredential]
     parser_classes = []  # the raw body is stored first and parsed by the pipeline
     throttle_classes = []
+    content_negotiation_class = JSONWhateverTheClientAccepts
     http_method_names = ["get", "post"]
 
     def get(self, request):

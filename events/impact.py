@@ -127,8 +127,13 @@ ALIASES: dict[str, str] = {
 IGNORED = {"token"}
 
 _UNFILLED_MACRO = re.compile(r"^\{[A-Za-z0-9_]+\}$")
-_MONEY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-_EPOCH = re.compile(r"^\d{9,10}(\.\d+)?$")
+# ASCII digits only: Python's \d and Decimal() also accept other scripts' digits.
+_MONEY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
+_EPOCH = re.compile(r"^[0-9]{9,10}(\.[0-9]+)?$")
+# "2026-11-20T14:03:11+02:00" sent unencoded in a query string arrives as "...T14:03:11 02:00".
+_OFFSET_PLUS_AS_SPACE = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?) (\d{2}(:?\d{2})?)$")
+# Longest value each text field's database column holds (the rest are MAX_TEXT_LENGTH).
+MAX_LENGTHS = {"currency": 8, "original_currency": 8, "status": 40}
 
 
 def normalise_name(name: str) -> str:
@@ -261,6 +266,8 @@ def _json_pairs(text: str) -> list[tuple[str, str]]:
         raise InvalidPayload(f"JSON body must be an object of parameters, not {type(data).__name__}")
     pairs = []
     for key, value in data.items():
+        if not _is_encodable(key) or (isinstance(value, str) and not _is_encodable(value)):
+            raise InvalidPayload(f"JSON body key or value {key[:40]!r} is not valid Unicode (a lone surrogate escape)")
         if value is None:
             pairs.append((key, ""))
         elif isinstance(value, bool):
@@ -271,6 +278,14 @@ def _json_pairs(text: str) -> list[tuple[str, str]]:
             # Nested objects are not part of impact.com's flat templates: keep them, flattened.
             pairs.append((key, json.dumps(value, default=str)[:MAX_EXTRA_VALUE_LENGTH]))
     return pairs
+
+
+def _is_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _xml_pairs(text: str) -> list[tuple[str, str]]:
@@ -313,7 +328,8 @@ def normalise(pairs: list[tuple[str, str]], lookup: dict[str, str] = DEFAULT_LOO
             continue
         canonical = lookup.get(key)
         if canonical is None:
-            extra[name[:100]] = raw[:MAX_EXTRA_VALUE_LENGTH]
+            # Kept as text; NUL cannot be stored in PostgreSQL's text or jsonb.
+            extra[_escape_nul(name[:100])] = _escape_nul(raw[:MAX_EXTRA_VALUE_LENGTH])
             continue
         value = _value(canonical, name, raw)
         if canonical in values and values[canonical] != value:
@@ -339,20 +355,24 @@ def _value(canonical: str, name: str, raw: str) -> Any:
     if kind == "date":
         return parse_date(text, name)
     if kind == "status":
-        return _text(text.upper(), name)
+        return _text(text.upper(), name, MAX_LENGTHS["status"])
     if kind == "event_type":
         value = text.lower()
         if value not in EVENT_TYPES:
             raise InvalidPayload(f"{name}={text!r} is not one of {', '.join(EVENT_TYPES)}")
         return value
-    if canonical == "currency":
-        return _text(text.upper(), name)
+    if canonical in ("currency", "original_currency"):
+        return _text(text.upper(), name, MAX_LENGTHS[canonical])
     return _text(text, name)
 
 
-def _text(text: str, name: str) -> str:
-    if len(text) > MAX_TEXT_LENGTH:
-        raise InvalidPayload(f"{name} is {len(text)} characters long; at most {MAX_TEXT_LENGTH}")
+def _escape_nul(text: str) -> str:
+    return text.replace("\x00", "\\x00")
+
+
+def _text(text: str, name: str, max_length: int = MAX_TEXT_LENGTH) -> str:
+    if len(text) > max_length:
+        raise InvalidPayload(f"{name} is {len(text)} characters long; at most {max_length}")
     if "\x00" in text:
         raise InvalidPayload(f"{name} contains a NUL character")
     return text
@@ -381,6 +401,8 @@ def parse_date(text: str, name: str = "value") -> datetime:
     if _EPOCH.match(text):
         value = datetime.fromtimestamp(float(text), tz=UTC)
     else:
+        if match := _OFFSET_PLUS_AS_SPACE.match(text):
+            text = f"{match.group(1)}+{match.group(4)}"
         try:
             value = datetime.fromisoformat(text.replace(" ", "T", 1) if len(text) > 10 else text)
         except ValueError:

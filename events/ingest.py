@@ -7,9 +7,10 @@ The DRF view only calls these functions. Steps (DESIGN.md, "Data flow"):
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote_plus
 
 from django.conf import settings
 from django.db import transaction
@@ -23,6 +24,7 @@ from .models import Credential, Delivery, Outcome, RefusalCounter, RefusalReason
 logger = logging.getLogger(__name__)
 
 REDACTED = "[redacted]"
+MAX_INT32 = 2**31 - 1
 TOKEN_PARAMETER = "token"
 # Headers never stored, whatever the credentials say.
 ALWAYS_REDACTED_HEADERS = {"authorization", "cookie", "proxy-authorization"}
@@ -39,6 +41,14 @@ class Authenticated:
     credential: Credential
     secret: str
     header_names: set[str]  # every credential header, all redacted from what is stored
+
+
+# An HTTP header name is an RFC 9110 token.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def is_header_name(name: str) -> bool:
+    return bool(_HEADER_NAME.match(name))
 
 
 def _token_parameter(query_string: str) -> str | None:
@@ -102,8 +112,8 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
             remote_addr=client_address(request),
             method=request.method[:10],
             path=request.path[:300],
-            header_names=sorted(request.headers.keys())[:100],
-            size=_content_length(request),
+            header_names=sorted(_escape_nul(name)[:200] for name in request.headers)[:100],
+            size=min(_content_length(request), MAX_INT32),  # the header is the sender's word
         )
         updated = RefusalCounter.objects.filter(reason=refusal.reason).update(count=F("count") + 1, last_at=now)
         if not updated:
@@ -131,13 +141,14 @@ def body_too_large(request: HttpRequest) -> bool:
 
 
 def redact_query_string(query_string: str, secret: str | None) -> str:
+    """The query string as it arrived (same bytes, so it parses the same), with the token redacted."""
     if not query_string:
         return ""
-    pairs = parse_qsl(query_string, keep_blank_values=True)
-    if any(name == TOKEN_PARAMETER for name, _ in pairs):
-        query_string = urlencode(
-            [(name, REDACTED if name == TOKEN_PARAMETER else value) for name, value in pairs], safe="{}[]"
-        )
+    pieces = query_string.split("&")
+    for i, piece in enumerate(pieces):
+        if unquote_plus(piece.split("=", 1)[0]) == TOKEN_PARAMETER:
+            pieces[i] = f"{TOKEN_PARAMETER}={REDACTED}"
+    query_string = "&".join(pieces)
     if secret:
         query_string = query_string.replace(secret, REDACTED)
     return query_string
@@ -151,8 +162,13 @@ def redact_headers(request: HttpRequest, credential_headers: set[str], secret: s
             value = REDACTED
         elif secret and secret in value:
             value = value.replace(secret, REDACTED)
-        headers[name] = value.replace("\x00", "\\x00")[:1000]
+        headers[_escape_nul(name)[:200]] = _escape_nul(value)[:1000]
     return headers
+
+
+def _escape_nul(text: str) -> str:
+    """PostgreSQL's text and jsonb cannot hold NUL."""
+    return text.replace("\x00", "\\x00")
 
 
 def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
@@ -166,7 +182,7 @@ def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
             method=request.method[:10],
             path=request.path[:300],
             query_string=redact_query_string(request.META.get("QUERY_STRING", ""), secret).replace("\x00", ""),
-            content_type=request.META.get("CONTENT_TYPE", "")[:200],
+            content_type=_escape_nul(request.META.get("CONTENT_TYPE", ""))[:200],
             body=body,
             headers=redact_headers(request, auth.header_names, secret),
             remote_addr=client_address(request),
@@ -201,6 +217,8 @@ def process(delivery: Delivery) -> Delivery:
         delivery.reason = str(exc)
         delivery.save(update_fields=["outcome", "reason", "traceback", "attempts", "processed_at"])
         return delivery
+    except Exception as exc:  # a bug in the parser: keep the delivery for replay once fixed
+        return _failed(delivery, exc)
 
     delivery.action_id = postback.action_id[:255]
     try:
@@ -212,16 +230,20 @@ def process(delivery: Delivery) -> Delivery:
                 update_fields=["outcome", "reason", "traceback", "attempts", "processed_at", "action_id", "event"]
             )
     except Exception as exc:
-        logger.exception("delivery %s failed", delivery.pk)
-        delivery.outcome = Outcome.FAILED
-        delivery.event = None
-        delivery.reason = f"{type(exc).__name__}: {exc}"[:2000]
-        delivery.traceback = traceback.format_exc()[-20_000:]
-        # If the database is gone this raises too: the view answers 503, the delivery stays
-        # `received` (replayable) and impact.com's retry is deduplicated.
-        delivery.save(
-            update_fields=["outcome", "reason", "traceback", "attempts", "processed_at", "action_id", "event"]
-        )
+        return _failed(delivery, exc)
+    return delivery
+
+
+def _failed(delivery: Delivery, exc: Exception) -> Delivery:
+    """Record a processing error with its traceback (call from an `except` block)."""
+    logger.exception("delivery %s failed", delivery.pk)
+    delivery.outcome = Outcome.FAILED
+    delivery.event = None
+    delivery.reason = _escape_nul(f"{type(exc).__name__}: {exc}")[:2000]
+    delivery.traceback = _escape_nul(traceback.format_exc())[-20_000:]
+    # If the database is gone this raises too: the view answers 503, the delivery stays
+    # `received` (replayable) and impact.com's retry is deduplicated.
+    delivery.save(update_fields=["outcome", "reason", "traceback", "attempts", "processed_at", "action_id", "event"])
     return delivery
 
 

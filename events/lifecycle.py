@@ -5,8 +5,9 @@
 after the other whatever the number of workers. Rules (README, "Lifecycle"):
 
 - kind: an explicit EventType wins; Status=REVERSED is *reversed*; a non-zero
-  DeltaAmount/DeltaPayout is *modified*; otherwise the first postback seen
-  without deltas is *tracked* and later ones are *modified*.
+  DeltaAmount/DeltaPayout, or an update time later than CreationDate, is
+  *modified*; otherwise the first postback seen is *tracked* and later ones
+  are *modified*.
 - state: reversed is terminal. A later *modified* is kept as superseded; a
   *tracked* arriving after a later change is kept as out of order.
 - money: the change with the latest impact-side time wins whatever the arrival
@@ -38,6 +39,8 @@ from .models import (
     Outcome,
 )
 
+MAX_DELAY_SECONDS = 2**31 - 1  # ActionEvent.delay_seconds is a 32-bit integer
+
 
 @dataclass
 class Result:
@@ -52,6 +55,8 @@ def derive_kind(postback: Postback, action: Action | None) -> str:
         return EventKind.REVERSED
     if any(postback[name] for name in ("delta_amount", "delta_payout")):
         return EventKind.MODIFIED
+    if postback.changed_at and postback["creation_date"] and postback.changed_at > postback["creation_date"]:
+        return EventKind.MODIFIED  # updated after it was created (e.g. an approval, with zero deltas)
     if action is None or not action.tracked_seen:
         return EventKind.TRACKED
     return EventKind.MODIFIED
@@ -114,6 +119,8 @@ def apply(
     if existing is not None:
         if delivery is not None and existing.delivery_id == delivery.pk:
             return Result(Outcome.APPLIED, existing)  # a replay of the delivery that created it
+        if delivery is not None and delivery.event_id == existing.pk:
+            return Result(Outcome.DUPLICATE, existing)  # a replay of a duplicate: counted once already
         ActionEvent.objects.filter(pk=existing.pk).update(duplicate_count=F("duplicate_count") + 1)
         return Result(Outcome.DUPLICATE, existing)
 
@@ -158,6 +165,7 @@ def apply(
     delay = None
     if changed_at is not None:
         delay = int((received_at - changed_at).total_seconds())
+        delay = max(-MAX_DELAY_SECONDS, min(MAX_DELAY_SECONDS, delay))  # a date decades away fits the column
 
     action.state = to_state
     action.tracked_seen = action.tracked_seen or kind == EventKind.TRACKED

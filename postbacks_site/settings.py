@@ -114,6 +114,8 @@ try:
     _db = env.db("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}")
 except (ValueError, KeyError) as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
+if not _db.get("ENGINE"):  # django-environ only warns about an unknown scheme
+    raise ImproperlyConfigured("DATABASE_URL is not a database URL (expected postgres://... or sqlite:///...)")
 
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"] = {
@@ -166,6 +168,9 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = _int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading is a hard-to-undo commitment for the whole domain: opt in, not a default to warn about.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]

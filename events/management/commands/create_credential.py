@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from events.models import DEFAULT_HEADER, Credential
+from events.ingest import is_header_name
+from events.models import DEFAULT_HEADER, Credential, hash_secret
 
 
 class Command(BaseCommand):
@@ -14,8 +15,10 @@ class Command(BaseCommand):
     def handle(self, *args, label, header, secret, **options):
         if secret is not None and len(secret) < 16:
             raise CommandError("--secret must be at least 16 characters long")
-        if not header.strip() or any(c in header for c in " :\r\n"):
+        if not is_header_name(header.strip()):
             raise CommandError(f"--header {header!r} is not a valid HTTP header name")
+        if secret is not None and Credential.objects.filter(secret_hash=hash_secret(secret)).exists():
+            raise CommandError("--secret is already used by another credential; use a different one")
         credential, secret = Credential.create_with_secret(label=label, header_name=header.strip(), secret=secret)
         self.stderr.write(
             f"Created credential {credential.pk} ({label}); send it in the {credential.header_name} header "

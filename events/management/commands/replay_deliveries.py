@@ -17,12 +17,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, outcome, ids, **options):
         outcomes = [o.strip() for o in outcome.split(",") if o.strip()]
+        if not outcomes and not ids:
+            raise CommandError(f"--outcome names no outcome; choose from {', '.join(Outcome.values)}")
         unknown = set(outcomes) - set(Outcome.values)
         if unknown:
             raise CommandError(
                 f"unknown outcome(s): {', '.join(sorted(unknown))}; choose from {', '.join(Outcome.values)}"
             )
         deliveries = Delivery.objects.filter(pk__in=ids) if ids else Delivery.objects.filter(outcome__in=outcomes)
+        if ids:
+            missing = set(ids) - set(deliveries.values_list("pk", flat=True))
+            if missing:
+                raise CommandError(f"no delivery with id {', '.join(map(str, sorted(missing)))}")
         total = deliveries.count()
         self.stdout.write(f"Replaying {total} deliveries...")
         counts: dict[str, int] = {}

@@ -1,0 +1,124 @@
+"""Postbacks for the same action processed at the same time on PostgreSQL, from threads with real connections."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from urllib.parse import urlencode
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from events.models import Action, ActionEvent, Brand, Delivery
+from tests.conftest import ENDPOINT, postback_params
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)
+
+
+def send_concurrently(credential, params_list: list[dict[str, str]]) -> list[tuple[int, dict]]:
+    """Send every postback from its own thread (its own connection), all released at once."""
+    barrier = threading.Barrier(len(params_list))
+    results: list = [None] * len(params_list)
+
+    def worker(i: int, params: dict[str, str]) -> None:
+        try:
+            client = Client()
+            barrier.wait(timeout=10)
+            response = client.get(
+                f"{ENDPOINT}?{urlencode(params)}", headers={credential.header_name: credential.secret}
+            )
+            results[i] = (response.status_code, response.json())
+        except Exception as exc:  # reported by the assertions below
+            results[i] = (0, {"error": repr(exc)})
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, p)) for i, p in enumerate(params_list)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a postback never finished (deadlock?)"
+    return results
+
+
+def modification(minutes: int, amount: str) -> dict[str, str]:
+    return postback_params(
+        Amount=amount, DeltaAmount="1", UpdateDate=(CREATED + timedelta(minutes=minutes)).isoformat()
+    )
+
+
+def events_of(action_id: str) -> list[ActionEvent]:
+    return list(ActionEvent.objects.filter(action__action_id=action_id).order_by("seq"))
+
+
+def test_two_changes_to_the_same_action_at_the_same_time_both_land(client, credential):
+    client.get(f"{ENDPOINT}?{urlencode(postback_params())}", headers={credential.header_name: credential.secret})
+    results = send_concurrently(credential, [modification(10, "110.00"), modification(20, "120.00")])
+    assert [status for status, _ in results] == [200, 200], results
+    assert [body["outcome"] for _, body in results] == ["applied", "applied"]
+    events = events_of("A1")
+    assert [e.seq for e in events] == [1, 2, 3]
+    action = Action.objects.get(action_id="A1")
+    assert action.event_count == 3
+    assert action.amount == Decimal("120.00")  # the latest change, whichever committed last
+
+
+def test_eight_changes_to_a_new_action_at_the_same_time_all_land_in_a_consistent_order(credential):
+    params = [postback_params()] + [modification(minutes, f"{100 + minutes}.00") for minutes in range(1, 8)]
+    results = send_concurrently(credential, params)
+    assert [status for status, _ in results] == [200] * 8, results
+    assert {body["outcome"] for _, body in results} == {"applied"}
+    events = events_of("A1")
+    assert [e.seq for e in events] == list(range(1, 9))
+    assert sorted(e.fingerprint for e in events) == sorted({e.fingerprint for e in events})
+    # Each event's from_state is the state its predecessor left: one consistent order, no lost update.
+    for previous, event in itertools.pairwise(events):
+        assert event.from_state == previous.to_state
+    action = Action.objects.get(action_id="A1")
+    assert (action.event_count, action.amount, action.state) == (8, Decimal("107.00"), "modified")
+    assert action.tracked_seen
+    assert Delivery.objects.filter(outcome="applied").count() == 8
+
+
+def test_the_same_postback_sent_eight_times_at_once_makes_exactly_one_event(credential):
+    results = send_concurrently(credential, [postback_params()] * 8)
+    assert [status for status, _ in results] == [200] * 8, results
+    outcomes = sorted(body["outcome"] for _, body in results)
+    assert outcomes == ["applied"] + ["duplicate"] * 7
+    [event] = events_of("A1")
+    assert event.duplicate_count == 7
+    assert len({body["delivery"] for _, body in results}) == 8  # every delivery is stored
+
+
+def test_first_postbacks_for_new_actions_of_a_new_brand_at_the_same_time_make_one_brand(credential):
+    params = [postback_params(action_id=f"N{i}", CampaignId="2002", CampaignName="New Brand") for i in range(8)]
+    results = send_concurrently(credential, params)
+    assert [status for status, _ in results] == [200] * 8, results
+    assert {body["outcome"] for _, body in results} == {"applied"}
+    brand = Brand.objects.get(campaign_id="2002")
+    assert brand.actions.count() == 8
+    assert ActionEvent.objects.filter(brand=brand, kind="tracked").count() == 8
+
+
+def test_changes_to_two_actions_crossing_each_other_do_not_deadlock(client, credential):
+    for action_id in ("X", "Y"):
+        client.get(
+            f"{ENDPOINT}?{urlencode(postback_params(action_id=action_id))}",
+            headers={credential.header_name: credential.secret},
+        )
+    params = []
+    for i in range(1, 5):
+        for action_id in ("X", "Y"):
+            params.append({**modification(i, f"{i}.00"), "ActionId": action_id})
+    results = send_concurrently(credential, params)
+    assert [status for status, _ in results] == [200] * 8, results
+    assert {body["outcome"] for _, body in results} == {"applied"}
+    for action_id in ("X", "Y"):
+        assert [e.seq for e in events_of(action_id)] == [1, 2, 3, 4, 5]
+        assert Action.objects.get(action_id=action_id).amount == Decimal("4.00")

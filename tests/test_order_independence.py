@@ -1,0 +1,94 @@
+"""Any arrival order and any number of repeats of the same postbacks end in the same action and history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from events.models import Action, ActionEvent, Brand, Delivery
+from tests.conftest import postback_params
+
+CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)
+money = st.decimals(min_value=0, max_value=1000, places=2)
+
+
+@st.composite
+def lifecycles(draw) -> list[dict[str, str]]:
+    """One tracked postback, some modifications with deltas and an update time, maybe one reversal."""
+    amount, payout = draw(money), draw(money)
+    tracked = postback_params(Amount=str(amount), Payout=str(payout))
+    postbacks = [tracked]
+    # Small minute values so that two changes sometimes share an update time.
+    times = draw(st.lists(st.integers(min_value=1, max_value=6), max_size=4))
+    for minutes in sorted(times):
+        new_amount = draw(st.one_of(st.just(amount), money))
+        new_payout = draw(st.one_of(st.just(payout), money))
+        postbacks.append(
+            postback_params(
+                Status=draw(st.sampled_from(["PENDING", "APPROVED"])),
+                Amount=str(new_amount),
+                Payout=str(new_payout),
+                DeltaAmount=str(new_amount - amount),
+                DeltaPayout=str(new_payout - payout),
+                UpdateDate=(CREATED + timedelta(minutes=minutes)).isoformat(),
+            )
+        )
+        amount, payout = new_amount, new_payout
+    if draw(st.booleans()):
+        minutes = draw(st.integers(min_value=1, max_value=8))  # usually after the modifications, not always
+        postbacks.append(
+            postback_params(
+                Status="REVERSED",
+                Amount=str(amount),
+                Payout="0",
+                DeltaPayout=str(-payout),
+                UpdateDate=(CREATED + timedelta(minutes=minutes)).isoformat(),
+            )
+        )
+    return postbacks
+
+
+@st.composite
+def arrivals(draw, postbacks: list) -> list[int]:
+    """A permutation of the postbacks with some of them repeated anywhere (impact.com's retries)."""
+    order = draw(st.permutations(range(len(postbacks))))
+    for repeat in draw(st.lists(st.integers(0, len(postbacks) - 1), max_size=4)):
+        order.insert(draw(st.integers(0, len(order))), repeat)
+    return order
+
+
+def outcome() -> tuple:
+    action = Action.objects.get(action_id="A1")
+    entries = sorted(ActionEvent.objects.filter(action=action).values_list("fingerprint", "kind"))
+    seqs = sorted(ActionEvent.objects.filter(action=action).values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    return (action.state, action.amount, action.payout, entries)
+
+
+def reset() -> None:
+    ActionEvent.objects.all().delete()
+    Delivery.objects.all().delete()
+    Action.objects.all().delete()
+    Brand.objects.all().delete()
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_arrival_order_and_repeats_end_in_the_same_action_and_history(send, data):
+    postbacks = data.draw(lifecycles(), label="postbacks")
+
+    reset()
+    for params in postbacks:  # the order impact.com made the changes in, each sent once
+        assert send(params).json()["outcome"] in ("applied", "duplicate")  # two changes may be identical
+    expected = outcome()
+
+    for attempt in range(2):
+        order = data.draw(arrivals(postbacks), label=f"arrival order {attempt + 1}")
+        reset()
+        outcomes = [send(postbacks[i]).json()["outcome"] for i in order]
+        note(f"outcomes {outcomes}")
+        assert outcome() == expected
+        assert outcomes.count("applied") == len(expected[3])
+        assert set(outcomes) <= {"applied", "duplicate"}

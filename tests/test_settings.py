@@ -1,0 +1,168 @@
+"""Settings: secure by default, clear errors for bad values, and an SQLite default that loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.conftest import is_postgres, postback_params
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PRODUCTION = {
+    "PRODUCTION": "true",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "postbacks.example.com",
+    "DATABASE_URL": "postgres://postbacks:password@db.example.com:5432/postbacks",
+}
+
+
+def manage(*args: str, env: dict[str, str], timeout: int = 60) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PRODUCTION", "SECRET_KEY", "DEBUG")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_check_deploy_is_clean_with_the_documented_production_variables():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_without_secret_key_refuses_to_start_naming_it():
+    result = manage("check", env={**PRODUCTION, "SECRET_KEY": ""})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_debug_is_off_unless_set():
+    result = manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)", env={})
+    assert result.stdout.splitlines()[-1] == "False", result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("POSTBACK_MAX_BODY_BYTES", "64k", "POSTBACK_MAX_BODY_BYTES must be an integer"),
+        ("DELAY_LATE_AFTER_MINUTES", "fifteen", "DELAY_LATE_AFTER_MINUTES must be an integer"),
+        ("DELAY_ALERT_AFTER_MINUTES", "0", "DELAY_ALERT_AFTER_MINUTES must be at least 1"),
+        ("DEBUG", "maybe", "DEBUG must be true or false"),
+        ("DATABASE_URL", "not a url", "DATABASE_URL"),
+    ],
+)
+def test_a_bad_variable_refuses_to_start_naming_it(name, value, message):
+    result = manage("check", env={name: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+
+
+# --- SQLite under concurrency ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_listening(port: int, server: subprocess.Popen, attempts: int = 200) -> None:
+    for _ in range(attempts):
+        assert server.poll() is None, server.stderr.read()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            threading.Event().wait(0.05)  # waiting on the server process, not on the clock under test
+    raise AssertionError("gunicorn did not start")
+
+
+@pytest.mark.skipif("is_postgres()", reason="SQLite only")
+def test_thirty_two_concurrent_senders_lose_nothing_on_a_sqlite_file(tmp_path, db):
+    assert not is_postgres()
+    env = {"SQLITE_PATH": str(tmp_path / "db.sqlite3"), "SECRET_KEY": secrets.token_urlsafe(50)}
+    assert manage("migrate", "--noinput", env=env).returncode == 0
+    created = manage("create_credential", "--label", "load", env=env)
+    secret = created.stdout.splitlines()[-1]
+
+    port = free_port()
+    server_env = {
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        **env,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "4",
+    }
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--config", "postbacks_site/gunicorn.conf.py"],
+        cwd=BASE_DIR,
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    senders, per_sender = 32, 4
+    results: list[tuple[int, str]] = []
+    lock = threading.Lock()
+    try:
+        wait_until_listening(port, server)
+        barrier = threading.Barrier(senders)
+
+        def sender(n: int) -> None:
+            barrier.wait(timeout=20)
+            for i in range(per_sender):
+                # Half the senders change one shared action (row contention), the others track their own.
+                params = postback_params(action_id=f"OWN-{n}-{i}")
+                if n % 2:
+                    params = postback_params(action_id="SHARED", Amount=f"{n}.{i:02d}", DeltaAmount="1")
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/postbacks/impact/?{urlencode(params)}",
+                    headers={"X-Postback-Token": secret},
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        outcome = (response.status, json.loads(response.read())["outcome"])
+                except Exception as exc:
+                    outcome = (0, repr(exc))
+                with lock:
+                    results.append(outcome)
+
+        threads = [threading.Thread(target=sender, args=(n,)) for n in range(senders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+    total = senders * per_sender
+    assert results.count((200, "applied")) == total, [r for r in results if r != (200, "applied")][:5]
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db_file:
+        assert db_file.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db_file.execute("SELECT count(*) FROM events_delivery WHERE outcome = 'applied'").fetchone()[0] == total
+        assert db_file.execute("SELECT count(*) FROM events_actionevent").fetchone()[0] == total
+        seqs = [
+            row[0]
+            for row in db_file.execute(
+                "SELECT e.seq FROM events_actionevent e JOIN events_action a ON a.id = e.action_id "
+                "WHERE a.action_id = 'SHARED' ORDER BY e.seq"
+            )
+        ]
+    assert seqs == list(range(1, total // 2 + 1))
