@@ -220,7 +220,8 @@ def after_apply(result: lifecycle.Result) -> None:
         return
     answer_waiting_changes(event)
     late = event.delay_seconds is not None and event.delay_seconds > alert_after().total_seconds()
-    if late and not AlertItem.objects.filter(event=event).exists():  # a replay adds nothing
+    # Already in an alert: a replay, or the answer to a missing change (that alert records its delay).
+    if late and not AlertItem.objects.filter(event=event).exists():
         record_late(event)
 
 
@@ -511,7 +512,7 @@ def open_missing(now: datetime) -> int:
         return 0
     # A postback can have arrived in a way the ingest hook did not see (e.g. before the change was read).
     match_stored_changes(due)
-    due = list(ApiChange.objects.filter(pk__in=[c.pk for c in due], postback_event=None))
+    due = list(ApiChange.objects.filter(pk__in=[c.pk for c in due], postback_event=None).order_by("changed_at"))
     if not due:
         return 0
     windows = Windows(min(c.changed_at for c in due), now)
@@ -638,7 +639,8 @@ def postback_from_change(change: ApiChange) -> impact.Postback:
     pairs = [
         (name, str(value))
         for name, value in change.payload.items()
-        if value is not None and lookup.get(impact.normalise_name(name)) not in (None, "event_type", "update_date")
+        if value is not None
+        and lookup.get(impact.normalise_name(name)) not in (None, "action_id", "event_type", "update_date")
     ]
     pairs.append(("ActionId", change.action_id))
     pairs.append(("EventType", change.kind))
