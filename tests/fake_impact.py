@@ -29,7 +29,9 @@ def api_date(moment: datetime) -> str:
     return moment.astimezone(ZoneInfo("America/Los_Angeles")).isoformat(timespec="seconds")
 
 
-def action_record(action_id, created_at, *, campaign="1001", state="PENDING", amount="100.00", payout="10.00", updated_at=None):
+def action_record(
+    action_id, created_at, *, campaign="1001", state="PENDING", amount="100.00", payout="10.00", updated_at=None
+):
     return {
         "Id": action_id,
         "CampaignId": campaign,
@@ -115,9 +117,16 @@ class FakeImpact:
         if request.headers.get("Authorization") != expected:
             return self.send(request, 401, b'{"Message":"Authorization has been denied for this request."}', remaining)
         if throttled:
-            return self.send(request, 429, b'{"Message":"Too many requests"}', remaining, {"Retry-After": self.retry_after})
+            return self.send(
+                request, 429, b'{"Message":"Too many requests"}', remaining, {"Retry-After": self.retry_after}
+            )
         parts = url.path.strip("/").split("/")
-        if len(parts) != 3 or parts[0] != "Mediapartners" or parts[1] != SID or parts[2] not in ("Actions", "ActionUpdates"):
+        if (
+            len(parts) != 3
+            or parts[0] != "Mediapartners"
+            or parts[1] != SID
+            or parts[2] not in ("Actions", "ActionUpdates")
+        ):
             return self.send(request, 404, b'{"Message":"No HTTP resource was found"}', remaining)
         resource = parts[2]
         records = self.actions if resource == "Actions" else self.updates
