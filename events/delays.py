@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from . import impact, impact_api, lifecycle
@@ -287,10 +287,10 @@ def answer_waiting_changes(event: ActionEvent) -> None:
             return
 
 
-def match_stored_changes(changes: list[ApiChange]) -> int:
-    """Match freshly stored API changes with the postbacks already received; returns how many matched."""
+def match_stored_changes(changes: list[ApiChange]) -> set[int]:
+    """Match API changes with the postbacks already received; returns the ids of those matched."""
     if not changes:
-        return 0
+        return set()
     ids = {c.action_id for c in changes}
     events: dict[str, list[ActionEvent]] = {}
     for event in (
@@ -299,12 +299,12 @@ def match_stored_changes(changes: list[ApiChange]) -> int:
         .order_by("received_at", "id")
     ):
         events.setdefault(event.action.action_id, []).append(event)
-    matched = 0
+    matched = set()
     for change in changes:
         for event in events.get(change.action_id, []):
             if matches(change, event):
                 _answer(change, event)
-                matched += 1
+                matched.add(change.pk)
                 break
     return matched
 
@@ -426,7 +426,7 @@ def reconcile(account: ImpactAccount, client: impact_api.ImpactClient, now: date
             for c in ApiChange.objects.filter(action_id__in={c.action_id for c in new}, postback_event=None)
             if (c.action_id, c.kind, c.changed_at) in seen
         ]
-        report.matched = match_stored_changes(stored)
+        report.matched = len(match_stored_changes(stored))
         account.last_reconciled_at = now
         if complete:
             account.synced_through = max(now - RECONCILE_OVERLAP, account.synced_through or start)
@@ -493,11 +493,77 @@ class AccountBudget(impact_api.Budget):
 # --- Missing postbacks, silent brands, reminders: the check pass -------------------------------
 
 
-def _brand(campaign_id: str, name: str, cache: dict[str, Brand]) -> Brand:
-    campaign_id = campaign_id or Brand.UNKNOWN
-    if campaign_id not in cache:
-        cache[campaign_id] = Brand.objects.get_or_create(campaign_id=campaign_id, defaults={"name": name})[0]
-    return cache[campaign_id]
+def _brands(campaigns: dict[str, str]) -> dict[str, Brand]:
+    """{campaign_id: Brand} for the campaigns ({campaign_id: name}), creating the unknown ones."""
+    found = {b.campaign_id: b for b in Brand.objects.filter(campaign_id__in=campaigns)}
+    missing = [Brand(campaign_id=c, name=n) for c, n in campaigns.items() if c not in found]
+    if missing:
+        Brand.objects.bulk_create(missing, ignore_conflicts=True)
+        found = {b.campaign_id: b for b in Brand.objects.filter(campaign_id__in=campaigns)}
+    return found
+
+
+def _active_alerts(kind: str, wanted: dict[tuple[int, bool], str], now: datetime) -> dict[tuple[int, bool], DelayAlert]:
+    """The active alerts of this kind for (brand id, expected) keys, locked; opened where there is none.
+
+    Batched: a handful of queries whatever the number of brands. Call inside a transaction.
+    """
+
+    def active():
+        alerts = DelayAlert.objects.select_for_update().filter(
+            kind=kind, status__in=ACTIVE_STATUSES, brand_id__in={brand for brand, _ in wanted}
+        )
+        return {(a.brand_id, a.expected): a for a in alerts}
+
+    found = active()
+    missing = [key for key in wanted if key not in found]
+    if not missing:
+        return found
+    DelayAlert.objects.bulk_create(
+        [
+            DelayAlert(
+                brand_id=brand,
+                kind=kind,
+                expected=expected,
+                summary=wanted[(brand, expected)][:500],
+                opened_at=now,
+                last_item_at=now,
+                remind_at=_next_reminder(now, kind),
+            )
+            for brand, expected in missing
+        ],
+        ignore_conflicts=True,  # alert_one_active: another transaction may have opened one
+    )
+    found = active()
+    candidates = [found[key] for key in missing if key in found]
+    # Ours are those without an "opened" change yet (another transaction commits its alert with it).
+    recorded = set(AlertChange.objects.filter(alert__in=candidates).values_list("alert_id", flat=True))
+    opened = [a for a in candidates if a.pk not in recorded]
+    AlertChange.objects.bulk_create(
+        [
+            AlertChange(
+                alert=a,
+                at=now,
+                to_status=AlertStatus.OPEN,
+                note="opened during a maintenance window: expected, not notified" if a.expected else "",
+            )
+            for a in opened
+        ]
+    )
+    for alert in opened:
+        queue_notifications(alert, NotificationReason.OPENED, now)
+        logger.warning("delay alert opened: %s alert %s for brand %s", alert.kind, alert.pk, alert.brand_id)
+    return found
+
+
+def _recount(alert_ids: list[int], now: datetime) -> None:
+    """Item count and longest delay from the items themselves (one statement for every alert)."""
+    items = AlertItem.objects.filter(alert=OuterRef("pk")).order_by().values("alert")
+    DelayAlert.objects.filter(pk__in=alert_ids).update(
+        item_count=Subquery(items.annotate(n=Count("id")).values("n")),
+        max_delay_seconds=Subquery(items.annotate(m=Max("delay_seconds")).values("m")),
+        last_item_at=now,
+    )
 
 
 def open_missing(now: datetime) -> int:
@@ -511,32 +577,49 @@ def open_missing(now: datetime) -> int:
     if not due:
         return 0
     # A postback can have arrived in a way the ingest hook did not see (e.g. before the change was read).
-    match_stored_changes(due)
-    due = list(ApiChange.objects.filter(pk__in=[c.pk for c in due], postback_event=None).order_by("changed_at"))
+    matched = match_stored_changes(due)
+    due = [c for c in due if c.pk not in matched]
     if not due:
         return 0
     windows = Windows(min(c.changed_at for c in due), now)
+    brands = _brands({c.campaign_id or Brand.UNKNOWN: c.campaign_name for c in due})
     groups: dict[tuple[int, bool], list[ApiChange]] = {}
-    brands: dict[str, Brand] = {}
     for change in due:
-        brand = _brand(change.campaign_id, change.campaign_name, brands)
+        brand = brands[change.campaign_id or Brand.UNKNOWN]
         groups.setdefault((brand.pk, windows.overlap(change.changed_at, now)), []).append(change)
-    by_pk = {b.pk: b for b in brands.values()}
-    for (brand_pk, expected), changes in groups.items():
-        first = changes[0]
-        summary = f"no postback for action {first.action_id} {first.kind} at {fmt(first.changed_at)}"
-        with transaction.atomic():
-            alert = _active_alert(by_pk[brand_pk], AlertKind.MISSING, expected, summary, now)
-            claimed = ApiChange.objects.filter(pk__in=[c.pk for c in changes], alerted_at=None, postback_event=None)
-            claimed_ids = set(claimed.values_list("pk", flat=True))
-            claimed.update(alerted_at=now)
-            items = [
-                AlertItem(action_id=c.action_id, change=c.kind, status=c.state, changed_at=c.changed_at, api_change=c)
+    with transaction.atomic():
+        # Claim the changes nobody alerted meanwhile (locked, then marked), so none is alerted twice.
+        claimed = set(
+            ApiChange.objects.select_for_update()
+            .filter(pk__in=[c.pk for c in due], alerted_at=None, postback_event=None)
+            .values_list("pk", flat=True)
+        )
+        ApiChange.objects.filter(pk__in=claimed).update(alerted_at=now)
+        groups = {key: [c for c in changes if c.pk in claimed] for key, changes in groups.items()}
+        groups = {key: changes for key, changes in groups.items() if changes}
+        summaries = {
+            key: f"no postback for action {c[0].action_id} {c[0].kind} at {fmt(c[0].changed_at)}"
+            for key, c in groups.items()
+        }
+        alerts = _active_alerts(AlertKind.MISSING, summaries, now)
+        AlertItem.objects.bulk_create(
+            [
+                AlertItem(
+                    alert=alerts[key],
+                    action_id=c.action_id,
+                    change=c.kind,
+                    status=c.state,
+                    changed_at=c.changed_at,
+                    api_change=c,
+                    created_at=now,
+                )
+                for key, changes in groups.items()
                 for c in changes
-                if c.pk in claimed_ids
-            ]
-            _add_items(alert, items, now)
-    return len(due)
+            ],
+            batch_size=1000,
+        )
+        _recount([alerts[key].pk for key in groups], now)
+    return len(claimed)
 
 
 def resolve_quiet_late(now: datetime) -> int:
@@ -556,30 +639,55 @@ def usual_gap(received: list[datetime]) -> timedelta | None:
     return (received[0] - received[-1]) / (len(received) - 1)
 
 
+def recent_receipts() -> dict[int, list[datetime]]:
+    """{brand id: receipt times of its last SILENT_SAMPLE postbacks, newest first}.
+
+    PostgreSQL: one LATERAL query, an index range scan (event_brand_recv) per brand. SQLite: a loop.
+    """
+    receipts: dict[int, list[datetime]] = {}
+    if connection.vendor == "postgresql":
+        sql = f"""
+            SELECT b.id, x.received_at FROM {Brand._meta.db_table} b
+            CROSS JOIN LATERAL (
+                SELECT e.received_at FROM {ActionEvent._meta.db_table} e
+                WHERE e.brand_id = b.id AND e.source = %s
+                ORDER BY e.received_at DESC, e.id DESC LIMIT %s
+            ) x
+            ORDER BY b.id, x.received_at DESC"""  # noqa: S608 - table names from the models
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [EventSource.POSTBACK, SILENT_SAMPLE])
+            for brand_id, received_at in cursor.fetchall():
+                receipts.setdefault(brand_id, []).append(received_at)
+        return receipts
+    for brand_id in Brand.objects.values_list("id", flat=True):
+        receipts[brand_id] = list(
+            ActionEvent.objects.filter(brand_id=brand_id, source=EventSource.POSTBACK)
+            .order_by("-received_at", "-id")
+            .values_list("received_at", flat=True)[:SILENT_SAMPLE]
+        )
+    return receipts
+
+
 def check_silent(now: datetime) -> dict[str, int]:
     """Brands whose usual gap is known and that sent nothing for SILENT_BRAND_GAPS times it."""
     opened = resolved = 0
     active = {a.brand_id: a for a in DelayAlert.objects.active().filter(kind=AlertKind.SILENT)}
-    for brand in Brand.objects.all():
-        received = list(
-            ActionEvent.objects.filter(brand=brand, source=EventSource.POSTBACK)
-            .order_by("-received_at", "-id")
-            .values_list("received_at", flat=True)[:SILENT_SAMPLE]
-        )
-        gap = usual_gap(received)
-        alert = active.get(brand.pk)
+    for brand_id, received in recent_receipts().items():
+        alert = active.get(brand_id)
         if alert is not None and received and received[0] > alert.since:
             resolved += resolve(alert, now=now, note=f"postbacks again since {fmt(received[0])}")
             continue
+        gap = usual_gap(received)
         if alert is not None or gap is None:
             continue
         threshold = max(gap * settings.SILENT_BRAND_GAPS, alert_after())
         if now - received[0] <= threshold:
             continue
-        last = DelayAlert.objects.filter(brand=brand, kind=AlertKind.SILENT).order_by("-opened_at").first()
+        last = DelayAlert.objects.filter(brand_id=brand_id, kind=AlertKind.SILENT).order_by("-opened_at").first()
         if last is not None and last.since == received[0]:
             continue  # this silence was already reported (and resolved by someone)
         summary = f"no postback since {fmt(received[0])}, usually one every {fmt_delay(int(gap.total_seconds()))}"
+        brand = Brand.objects.get(pk=brand_id)
         with transaction.atomic():
             _active_alert(brand, AlertKind.SILENT, is_expected(received[0], now), summary, now, since=received[0])
         opened += 1
@@ -654,7 +762,7 @@ def postback_from_change(change: ApiChange) -> impact.Postback:
 # --- Sending -----------------------------------------------------------------------------------
 
 
-def message(alert: DelayAlert, reason: str) -> tuple[str, str]:
+def message(alert: DelayAlert, reason: str, items: list[AlertItem] | None = None) -> tuple[str, str]:
     """Subject and body of a notification: what support and the team need to act."""
     verb = {"opened": "OPEN", "resolved": "RESOLVED", "reminder": "STILL OPEN"}[reason]
     subject = f"[{verb}] {alert.title}"[:200]
@@ -664,20 +772,20 @@ def message(alert: DelayAlert, reason: str) -> tuple[str, str]:
         lines.append(f"Longest delay: {fmt_delay(alert.max_delay_seconds)}.")
     if alert.resolved_at:
         lines.append(f"Resolved {fmt(alert.resolved_at)}.")
-    for item in alert.items.all()[:10]:
+    for item in items if items is not None else alert.items.all()[:10]:
         received = fmt(item.received_at) if item.received_at else "no postback"
         lines.append(f"- action {item.action_id} {item.change} at {fmt(item.changed_at)}: {received}")
     lines += ["", f"Evidence and CSV: {url}"]
     return subject, "\n".join(lines)
 
 
-def _send_email(alert: DelayAlert, reason: str) -> None:
-    subject, body = message(alert, reason)
+def _send_email(alert: DelayAlert, reason: str, items: list[AlertItem] | None = None) -> None:
+    subject, body = message(alert, reason, items)
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, settings.ALERT_EMAILS, fail_silently=False)
 
 
-def _send_webhook(alert: DelayAlert, reason: str) -> None:
-    _subject, body = message(alert, reason)
+def _send_webhook(alert: DelayAlert, reason: str, items: list[AlertItem] | None = None) -> None:
+    _subject, body = message(alert, reason, items)
     data = json.dumps({"text": body}).encode()
     request = urllib.request.Request(  # noqa: S310 - the URL is a setting checked to be http(s)
         settings.ALERT_WEBHOOK_URL, data=data, headers={"Content-Type": "application/json"}, method="POST"
@@ -687,7 +795,7 @@ def _send_webhook(alert: DelayAlert, reason: str) -> None:
             raise OSError(f"webhook answered {response.status}")
 
 
-SENDERS: dict[str, Callable[[DelayAlert, str], None]] = {
+SENDERS: dict[str, Callable[..., None]] = {
     NotificationChannel.EMAIL: _send_email,
     NotificationChannel.WEBHOOK: _send_webhook,
 }
@@ -701,9 +809,12 @@ def send_due_notifications(now: datetime | None = None, limit: int = 100) -> dic
     """Send what is due; each row is claimed with a guarded update first, so it goes out once."""
     now = now or timezone.now()
     sent = failed = 0
-    due = Notification.objects.filter(sent_at=None, gave_up=False, next_attempt_at__lte=now).order_by(
-        "next_attempt_at"
-    )[:limit]
+    due = (
+        Notification.objects.filter(sent_at=None, gave_up=False, next_attempt_at__lte=now)
+        .select_related("alert__brand")
+        .order_by("next_attempt_at")[:limit]
+    )
+    evidence: dict[int, list[AlertItem]] = {}  # the first items of each alert, read once per pass
     for notification in due:
         claimed = Notification.objects.filter(
             id=notification.id, sent_at=None, next_attempt_at=notification.next_attempt_at
@@ -711,9 +822,11 @@ def send_due_notifications(now: datetime | None = None, limit: int = 100) -> dic
         if not claimed:
             continue  # another watcher has it
         attempts = notification.attempts + 1
-        alert = DelayAlert.objects.select_related("brand").get(pk=notification.alert_id)
+        alert = notification.alert
+        if alert.pk not in evidence:
+            evidence[alert.pk] = list(alert.items.all()[:10])
         try:
-            SENDERS[notification.channel](alert, notification.reason)
+            SENDERS[notification.channel](alert, notification.reason, evidence[alert.pk])
         except (OSError, urllib.error.URLError, ValueError) as exc:
             failed += 1
             error = f"attempt {attempts} at {fmt(now)}: {type(exc).__name__}: {exc}"[:2000]
