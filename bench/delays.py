@@ -133,7 +133,7 @@ SELECT id, brand_id, 1, 'tracked', '', 'tracked', '{}', 'PENDING', 'USD', first_
   'postback', true, false, false, false, '', md5('s' || action_id), 0, '{}' FROM acts""",
     ),
     (
-        "20,000 past alerts, 100,000 evidence rows, 40,000 notifications",
+        "20,000 past alerts: 100,000 evidence rows, 40,000 changes and 40,000 notifications",
         f"""
 WITH al AS (
   INSERT INTO events_delayalert (kind, status, brand_id, expected, summary, item_count, opened_at, last_item_at,
@@ -146,10 +146,13 @@ items AS (
   INSERT INTO events_alertitem (alert_id, action_id, change, status, changed_at, received_at, delay_seconds, created_at)
   SELECT al.id, 'H' || al.id || '-' || i, 'tracked', 'PENDING', al.opened_at - interval '2 hours', al.opened_at, 7200,
     al.opened_at FROM al, generate_series(1, 5) i RETURNING alert_id)
-INSERT INTO events_notification (alert_id, reason, channel, created_at, next_attempt_at, attempts, sent_at, gave_up,
-  last_error)
-SELECT al.id, r.reason, 'email', al.opened_at, al.opened_at, 1, al.opened_at, false, ''
-FROM al, (VALUES ('opened'), ('resolved')) r(reason)""",
+notes AS (
+  INSERT INTO events_notification (alert_id, reason, channel, created_at, next_attempt_at, attempts, sent_at,
+    gave_up, last_error)
+  SELECT al.id, r.reason, 'email', al.opened_at, al.opened_at, 1, al.opened_at, false, ''
+  FROM al, (VALUES ('opened'), ('resolved')) r(reason) RETURNING alert_id)
+INSERT INTO events_alertchange (alert_id, at, from_status, to_status, note)
+SELECT al.id, al.opened_at, r.f, r.t, '' FROM al, (VALUES ('', 'open'), ('open', 'resolved')) r(f, t)""",
     ),
     (
         "2 active late alerts (one quiet for an hour)",
@@ -217,6 +220,15 @@ def main() -> int:
         events = cursor.fetchone()[0]
     print(f"Data: {Action.objects.count():,} actions, {events:,} events, {ApiChange.objects.count():,} API changes")
 
+    checks = []
+    for run in range(3):
+        with transaction.atomic():
+            started = time.perf_counter()
+            summary = delays.check(now=NOW)
+            checks.append(time.perf_counter() - started)
+            print(f"check pass {run + 1}: {checks[-1] * 1000:.0f} ms, summary {json.dumps(summary)}")
+            transaction.set_rollback(True)
+
     timings = []
     captured = None
     for run in range(3):
@@ -226,7 +238,9 @@ def main() -> int:
                 summary = delays.Watcher(clock=lambda: NOW).run_pass()
                 elapsed = time.perf_counter() - started
             timings.append(elapsed)
-            print(f"pass {run + 1}: {elapsed * 1000:.0f} ms, {len(queries)} queries, summary {json.dumps(summary)}")
+            print(
+                f"watcher pass {run + 1}: {elapsed * 1000:.0f} ms, {len(queries)} queries, summary {json.dumps(summary)}"
+            )
             if captured is None:
                 captured = list(queries.captured_queries)
                 shapes: dict[str, dict] = defaultdict(lambda: {"count": 0, "ms": 0.0, "sql": ""})
@@ -263,9 +277,12 @@ def main() -> int:
                 big_seq.append(key)
         print(f"- {plan['Node Type']:<14} x{entry['count']:<4} {entry['ms']:7.1f} ms  {key[:110]}{flag}")
         print(f"    {'; '.join(scans)[:200]}")
-    best = min(timings)
-    print(f"\nFull check pass: first {timings[0] * 1000:.0f} ms, best {best * 1000:.0f} ms (budget {BUDGET_SECONDS} s)")
-    ok = timings[0] < BUDGET_SECONDS and not big_seq
+    print(f"\nCheck pass (delays.check): first {checks[0] * 1000:.0f} ms, best {min(checks) * 1000:.0f} ms")
+    print(
+        f"Full watcher pass without API (check + send {summary['sent']} notifications + heartbeat): "
+        f"first {timings[0] * 1000:.0f} ms, best {min(timings) * 1000:.0f} ms (budget {BUDGET_SECONDS} s)"
+    )
+    ok = max(timings) < BUDGET_SECONDS and not big_seq
     print("OK: under budget, indexed queries only on big tables" if ok else f"NOT OK: {big_seq or 'too slow'}")
     return 0 if ok else 1
 

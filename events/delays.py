@@ -29,7 +29,8 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from . import impact, impact_api, lifecycle
@@ -117,19 +118,20 @@ def _record_change(alert: DelayAlert, from_status: str, to_status: str, now: dat
     AlertChange.objects.create(alert=alert, at=now, from_status=from_status, to_status=to_status, user=user, note=note)
 
 
-def queue_notifications(alert: DelayAlert, reason: str, now: datetime) -> int:
-    """One outbox row per configured channel; expected alerts are shown, never notified."""
+def notifications_for(alert: DelayAlert, reason: str, now: datetime) -> list[Notification]:
+    """One outbox row per configured channel (unsaved); expected alerts are shown, never notified."""
     if alert.expected:
-        return 0
+        return []
     channels = []
     if settings.ALERT_EMAILS:
         channels.append(NotificationChannel.EMAIL)
     if settings.ALERT_WEBHOOK_URL:
         channels.append(NotificationChannel.WEBHOOK)
-    Notification.objects.bulk_create(
-        [Notification(alert=alert, reason=reason, channel=c, created_at=now, next_attempt_at=now) for c in channels]
-    )
-    return len(channels)
+    return [Notification(alert=alert, reason=reason, channel=c, created_at=now, next_attempt_at=now) for c in channels]
+
+
+def queue_notifications(alert: DelayAlert, reason: str, now: datetime) -> int:
+    return len(Notification.objects.bulk_create(notifications_for(alert, reason, now)))
 
 
 def _active_alert(brand: Brand, kind: str, expected: bool, summary: str, now: datetime, **fields) -> DelayAlert:
@@ -257,14 +259,24 @@ def matches(change: ApiChange, event: ActionEvent) -> bool:
     return event.kind == change.kind and event.received_at >= change.changed_at - SAME_TIME
 
 
-def _answer(change: ApiChange, event: ActionEvent) -> None:
+@dataclass
+class Receipt:
+    """What matching needs of a postback event (light to load by the thousand)."""
+
+    id: int
+    kind: str
+    changed_at: datetime | None
+    received_at: datetime
+
+
+def _answer(change: ApiChange, event: ActionEvent | Receipt) -> None:
     """Record that `event` is the postback for `change`, and settle its alert item if it has one."""
-    ApiChange.objects.filter(pk=change.pk).update(postback_event=event, received_at=event.received_at)
+    ApiChange.objects.filter(pk=change.pk).update(postback_event_id=event.id, received_at=event.received_at)
     item = AlertItem.objects.filter(api_change=change).select_related("alert").first()
     if item is None:
         return
     delay = int((event.received_at - change.changed_at).total_seconds())
-    AlertItem.objects.filter(pk=item.pk).update(received_at=event.received_at, delay_seconds=delay, event=event)
+    AlertItem.objects.filter(pk=item.pk).update(received_at=event.received_at, delay_seconds=delay, event_id=event.id)
     alert = item.alert
     DelayAlert.objects.filter(pk=alert.pk, max_delay_seconds__lt=delay).update(max_delay_seconds=delay)
     DelayAlert.objects.filter(pk=alert.pk, max_delay_seconds=None).update(max_delay_seconds=delay)
@@ -292,13 +304,14 @@ def match_stored_changes(changes: list[ApiChange]) -> set[int]:
     if not changes:
         return set()
     ids = {c.action_id for c in changes}
-    events: dict[str, list[ActionEvent]] = {}
-    for event in (
+    events: dict[str, list[Receipt]] = {}
+    rows = (
         ActionEvent.objects.filter(action__action_id__in=ids, source=EventSource.POSTBACK)
-        .select_related("action")
         .order_by("received_at", "id")
-    ):
-        events.setdefault(event.action.action_id, []).append(event)
+        .values_list("action__action_id", "id", "kind", "changed_at", "received_at")
+    )
+    for action_id, *receipt in rows:
+        events.setdefault(action_id, []).append(Receipt(*receipt))
     matched = set()
     for change in changes:
         for event in events.get(change.action_id, []):
@@ -537,7 +550,7 @@ def _active_alerts(kind: str, wanted: dict[tuple[int, bool], str], now: datetime
     found = active()
     candidates = [found[key] for key in missing if key in found]
     # Ours are those without an "opened" change yet (another transaction commits its alert with it).
-    recorded = set(AlertChange.objects.filter(alert__in=candidates).values_list("alert_id", flat=True))
+    recorded = set(AlertChange.objects.filter(alert__in=candidates).order_by().values_list("alert_id", flat=True))
     opened = [a for a in candidates if a.pk not in recorded]
     AlertChange.objects.bulk_create(
         [
@@ -550,8 +563,10 @@ def _active_alerts(kind: str, wanted: dict[tuple[int, bool], str], now: datetime
             for a in opened
         ]
     )
+    Notification.objects.bulk_create(
+        [n for alert in opened for n in notifications_for(alert, NotificationReason.OPENED, now)]
+    )
     for alert in opened:
-        queue_notifications(alert, NotificationReason.OPENED, now)
         logger.warning("delay alert opened: %s alert %s for brand %s", alert.kind, alert.pk, alert.brand_id)
     return found
 
@@ -570,9 +585,9 @@ def open_missing(now: datetime) -> int:
     """Changes the API reported with no postback DELAY_ALERT_AFTER later: one item each, grouped per brand."""
     deadline = now - alert_after()
     due = list(
-        ApiChange.objects.filter(postback_event=None, alerted_at=None, changed_at__lte=deadline).order_by("changed_at")[
-            :MISSING_BATCH
-        ]
+        ApiChange.objects.filter(postback_event=None, alerted_at=None, changed_at__lte=deadline)
+        .defer("payload")
+        .order_by("changed_at")[:MISSING_BATCH]
     )
     if not due:
         return 0
@@ -632,64 +647,64 @@ def resolve_quiet_late(now: datetime) -> int:
     return resolved
 
 
-def usual_gap(received: list[datetime]) -> timedelta | None:
-    """Mean gap between a brand's recent postbacks (newest first); None when there are too few."""
-    if len(received) < SILENT_MIN_POSTBACKS:
-        return None
-    return (received[0] - received[-1]) / (len(received) - 1)
-
-
-def recent_receipts() -> dict[int, list[datetime]]:
-    """{brand id: receipt times of its last SILENT_SAMPLE postbacks, newest first}.
+def recent_receipts() -> dict[int, tuple[datetime, datetime, int]]:
+    """{brand id: (newest, oldest, count)} over the brand's last SILENT_SAMPLE postbacks.
 
     PostgreSQL: one LATERAL query, an index range scan (event_brand_recv) per brand. SQLite: a loop.
     """
-    receipts: dict[int, list[datetime]] = {}
     if connection.vendor == "postgresql":
         sql = f"""
-            SELECT b.id, x.received_at FROM {Brand._meta.db_table} b
+            SELECT b.id, max(x.received_at), min(x.received_at), count(*) FROM {Brand._meta.db_table} b
             CROSS JOIN LATERAL (
                 SELECT e.received_at FROM {ActionEvent._meta.db_table} e
                 WHERE e.brand_id = b.id AND e.source = %s
                 ORDER BY e.received_at DESC, e.id DESC LIMIT %s
             ) x
-            ORDER BY b.id, x.received_at DESC"""  # noqa: S608 - table names from the models
+            GROUP BY b.id"""  # noqa: S608 - table names from the models
         with connection.cursor() as cursor:
             cursor.execute(sql, [EventSource.POSTBACK, SILENT_SAMPLE])
-            for brand_id, received_at in cursor.fetchall():
-                receipts.setdefault(brand_id, []).append(received_at)
-        return receipts
+            return {brand_id: (newest, oldest, n) for brand_id, newest, oldest, n in cursor.fetchall()}
+    receipts = {}
     for brand_id in Brand.objects.values_list("id", flat=True):
-        receipts[brand_id] = list(
+        received = list(
             ActionEvent.objects.filter(brand_id=brand_id, source=EventSource.POSTBACK)
             .order_by("-received_at", "-id")
             .values_list("received_at", flat=True)[:SILENT_SAMPLE]
         )
+        if received:
+            receipts[brand_id] = (received[0], received[-1], len(received))
     return receipts
+
+
+def usual_gap(newest: datetime, oldest: datetime, count: int) -> timedelta | None:
+    """Mean gap between a brand's recent postbacks; None when there are too few to tell."""
+    if count < SILENT_MIN_POSTBACKS:
+        return None
+    return (newest - oldest) / (count - 1)
 
 
 def check_silent(now: datetime) -> dict[str, int]:
     """Brands whose usual gap is known and that sent nothing for SILENT_BRAND_GAPS times it."""
     opened = resolved = 0
     active = {a.brand_id: a for a in DelayAlert.objects.active().filter(kind=AlertKind.SILENT)}
-    for brand_id, received in recent_receipts().items():
+    for brand_id, (newest, oldest, count) in recent_receipts().items():
         alert = active.get(brand_id)
-        if alert is not None and received and received[0] > alert.since:
-            resolved += resolve(alert, now=now, note=f"postbacks again since {fmt(received[0])}")
+        if alert is not None and newest > alert.since:
+            resolved += resolve(alert, now=now, note=f"postbacks again since {fmt(newest)}")
             continue
-        gap = usual_gap(received)
+        gap = usual_gap(newest, oldest, count)
         if alert is not None or gap is None:
             continue
         threshold = max(gap * settings.SILENT_BRAND_GAPS, alert_after())
-        if now - received[0] <= threshold:
+        if now - newest <= threshold:
             continue
         last = DelayAlert.objects.filter(brand_id=brand_id, kind=AlertKind.SILENT).order_by("-opened_at").first()
-        if last is not None and last.since == received[0]:
+        if last is not None and last.since == newest:
             continue  # this silence was already reported (and resolved by someone)
-        summary = f"no postback since {fmt(received[0])}, usually one every {fmt_delay(int(gap.total_seconds()))}"
+        summary = f"no postback since {fmt(newest)}, usually one every {fmt_delay(int(gap.total_seconds()))}"
         brand = Brand.objects.get(pk=brand_id)
         with transaction.atomic():
-            _active_alert(brand, AlertKind.SILENT, is_expected(received[0], now), summary, now, since=received[0])
+            _active_alert(brand, AlertKind.SILENT, is_expected(newest, now), summary, now, since=newest)
         opened += 1
     return {"silent_opened": opened, "silent_resolved": resolved}
 
@@ -808,13 +823,19 @@ def backoff(attempts: int) -> timedelta:
 def send_due_notifications(now: datetime | None = None, limit: int = 100) -> dict[str, int]:
     """Send what is due; each row is claimed with a guarded update first, so it goes out once."""
     now = now or timezone.now()
-    sent = failed = 0
-    due = (
+    sent: list[int] = []
+    failed = 0
+    due = list(
         Notification.objects.filter(sent_at=None, gave_up=False, next_attempt_at__lte=now)
         .select_related("alert__brand")
         .order_by("next_attempt_at")[:limit]
     )
-    evidence: dict[int, list[AlertItem]] = {}  # the first items of each alert, read once per pass
+    # The first items of every alert concerned, in one query.
+    first_items: dict[int, list[AlertItem]] = {}
+    rank = Window(RowNumber(), partition_by=F("alert_id"), order_by=[F("changed_at").asc(), F("id").asc()])
+    ranked = AlertItem.objects.filter(alert_id__in={n.alert_id for n in due}).annotate(rank=rank)
+    for item in ranked.filter(rank__lte=10).order_by("alert_id", "rank"):
+        first_items.setdefault(item.alert_id, []).append(item)
     for notification in due:
         claimed = Notification.objects.filter(
             id=notification.id, sent_at=None, next_attempt_at=notification.next_attempt_at
@@ -823,10 +844,8 @@ def send_due_notifications(now: datetime | None = None, limit: int = 100) -> dic
             continue  # another watcher has it
         attempts = notification.attempts + 1
         alert = notification.alert
-        if alert.pk not in evidence:
-            evidence[alert.pk] = list(alert.items.all()[:10])
         try:
-            SENDERS[notification.channel](alert, notification.reason, evidence[alert.pk])
+            SENDERS[notification.channel](alert, notification.reason, first_items.get(alert.pk, []))
         except (OSError, urllib.error.URLError, ValueError) as exc:
             failed += 1
             error = f"attempt {attempts} at {fmt(now)}: {type(exc).__name__}: {exc}"[:2000]
@@ -835,9 +854,9 @@ def send_due_notifications(now: datetime | None = None, limit: int = 100) -> dic
                 last_error=error, next_attempt_at=now + backoff(attempts), gave_up=attempts >= MAX_ATTEMPTS
             )
             continue
-        Notification.objects.filter(pk=notification.pk).update(sent_at=now, last_error="")
-        sent += 1
-    return {"sent": sent, "failed": failed}
+        sent.append(notification.pk)
+    Notification.objects.filter(pk__in=sent).update(sent_at=now, last_error="")
+    return {"sent": len(sent), "failed": failed}
 
 
 # --- The watcher -------------------------------------------------------------------------------
