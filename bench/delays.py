@@ -220,13 +220,20 @@ def main() -> int:
         events = cursor.fetchone()[0]
     print(f"Data: {Action.objects.count():,} actions, {events:,} events, {ApiChange.objects.count():,} API changes")
 
-    checks = []
+    checks, steady = [], []
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for run in range(3):
         with transaction.atomic():
             started = time.perf_counter()
             summary = delays.check(now=NOW)
             checks.append(time.perf_counter() - started)
-            print(f"check pass {run + 1}: {checks[-1] * 1000:.0f} ms, summary {json.dumps(summary)}")
+            started = time.perf_counter()
+            quiet = delays.check(now=NOW)  # the next pass: nothing new to open
+            steady.append(time.perf_counter() - started)
+            print(
+                f"check pass {run + 1}: {checks[-1] * 1000:.0f} ms, summary {json.dumps(summary)}; "
+                f"the pass after it: {steady[-1] * 1000:.0f} ms {json.dumps(quiet)}"
+            )
             transaction.set_rollback(True)
 
     timings = []
@@ -277,13 +284,18 @@ def main() -> int:
                 big_seq.append(key)
         print(f"- {plan['Node Type']:<14} x{entry['count']:<4} {entry['ms']:7.1f} ms  {key[:110]}{flag}")
         print(f"    {'; '.join(scans)[:200]}")
-    print(f"\nCheck pass (delays.check): first {checks[0] * 1000:.0f} ms, best {min(checks) * 1000:.0f} ms")
+    print(
+        f"\nCheck pass (delays.check, opening 1,000 missing changes over 200 brands and 5 silent brands): "
+        f"worst {max(checks) * 1000:.0f} ms, best {min(checks) * 1000:.0f} ms; the quiet pass after it: "
+        f"worst {max(steady) * 1000:.0f} ms (budget {BUDGET_SECONDS} s)"
+    )
     print(
         f"Full watcher pass without API (check + send {summary['sent']} notifications + heartbeat): "
-        f"first {timings[0] * 1000:.0f} ms, best {min(timings) * 1000:.0f} ms (budget {BUDGET_SECONDS} s)"
+        f"worst {max(timings) * 1000:.0f} ms, best {min(timings) * 1000:.0f} ms"
     )
-    ok = max(timings) < BUDGET_SECONDS and not big_seq
-    print("OK: under budget, indexed queries only on big tables" if ok else f"NOT OK: {big_seq or 'too slow'}")
+    ok = max(checks) < BUDGET_SECONDS and not big_seq
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("OK: check pass under budget, indexed queries only on big tables" if ok else f"NOT OK: {big_seq or 'slow'}")
     return 0 if ok else 1
 
 
