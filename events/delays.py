@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -914,7 +914,15 @@ class Watcher:
                 kwargs = {"clock": self.clock}
                 if self.sleep is not None:
                     kwargs["sleep"] = self.sleep
-                report = reconcile(account, self.client_factory(account, **kwargs), now)
+                try:
+                    report = reconcile(account, self.client_factory(account, **kwargs), now)
+                except DatabaseError:
+                    raise
+                except Exception as exc:  # a bug in reconciliation must not stop the checks
+                    logger.exception("reconciliation of %s failed", account)
+                    error = f"reconcile {account.account_sid}: {type(exc).__name__}: {exc}"
+                    summary[f"reconcile {account.account_sid}"] = error
+                    continue
                 summary[f"reconcile {account.account_sid}"] = str(report)
                 error = report.error or error
                 self.log(f"reconcile {account}: {report}")

@@ -518,6 +518,11 @@ class DelayAlertQuerySet(models.QuerySet):
         rows = self.active().values_list("brand_id").annotate(n=models.Count("id")).order_by()
         return dict(rows)
 
+    def active_by_event(self, event_ids) -> dict[int, int]:
+        """{event id: active alert id} for the given timeline events that are evidence in an active alert."""
+        rows = AlertItem.objects.filter(event_id__in=event_ids, alert__status__in=ACTIVE_STATUSES)
+        return dict(rows.order_by().values_list("event_id", "alert_id"))
+
 
 class DelayAlert(models.Model):
     """An alert about postbacks: late, missing or a silent brand; one per brand and kind while active.

@@ -102,3 +102,36 @@ def test_banner_on_every_page_while_an_alert_is_open(send, user_client):
 def test_open_counts_by_brand_for_badges(send):
     _resolved, open_ = late_alerts(send)
     assert DelayAlert.objects.open_counts_by_brand() == {open_.brand_id: 1}
+
+
+def test_active_alert_by_event_for_timeline_badges(send):
+    from events.models import ActionEvent
+
+    tracked(send, "A1", T0, T0 + 90 * MIN)
+    tracked(send, "A2", T0 + 80 * MIN, T0 + 90 * MIN)  # on time
+    late, on_time = ActionEvent.objects.get(action__action_id="A1"), ActionEvent.objects.get(action__action_id="A2")
+    alert = DelayAlert.objects.get()
+    assert DelayAlert.objects.active_by_event([late.pk, on_time.pk]) == {late.pk: alert.pk}
+    delays.resolve(alert)
+    assert DelayAlert.objects.active_by_event([late.pk, on_time.pk]) == {}
+
+
+def test_impact_token_is_never_shown_back_in_full(admin_client):
+    from events.models import ImpactAccount
+
+    token = "s3cret-token-abcdefgh-wxyz"
+    response = admin_client.post(
+        "/admin/events/impactaccount/add/",
+        {"label": "impact.com", "account_sid": "IRabc", "token": token, "active": "on"},
+    )
+    assert response.status_code == 302, response.content
+    account = ImpactAccount.objects.get()
+    assert account.auth_token == token
+    page = admin_client.get(f"/admin/events/impactaccount/{account.pk}/change/").content.decode()
+    assert token not in page and "…wxyz" in page
+    admin_client.post(  # editing without a token keeps it
+        f"/admin/events/impactaccount/{account.pk}/change/",
+        {"label": "renamed", "account_sid": "IRabc", "token": "", "active": "on"},
+    )
+    account.refresh_from_db()
+    assert (account.label, account.auth_token) == ("renamed", token)
