@@ -208,6 +208,8 @@ ALERT_REPEAT_EVERY_MINUTES = _int("ALERT_REPEAT_EVERY_MINUTES", 240)
 SILENT_BRAND_GAPS = _int("SILENT_BRAND_GAPS", 6, minimum=2)
 # Who gets alert emails (comma-separated; empty: no email).
 ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+if any("@" not in address for address in ALERT_EMAILS):
+    raise ImproperlyConfigured("ALERT_EMAILS must be comma-separated email addresses")
 # Optional Slack-compatible incoming webhook URL alerts are posted to.
 ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
 if ALERT_WEBHOOK_URL and not ALERT_WEBHOOK_URL.startswith(("http://", "https://")):
