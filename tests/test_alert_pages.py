@@ -116,8 +116,14 @@ def test_active_alert_by_event_for_timeline_badges(send):
     assert DelayAlert.objects.active_by_event([late.pk, on_time.pk]) == {}
 
 
-def test_impact_token_is_never_shown_back_in_full(admin_client):
+def test_impact_token_is_never_shown_back_in_full(client, django_user_model):
     from events.models import ImpactAccount
+
+    admin = django_user_model(username="root", is_staff=True, is_superuser=True)
+    admin.set_unusable_password()
+    admin.save()
+    admin_client = client
+    admin_client.force_login(admin)
 
     token = "s3cret-token-abcdefgh-wxyz"
     response = admin_client.post(
