@@ -252,13 +252,6 @@ def record_late(event: ActionEvent, now: datetime | None = None) -> DelayAlert:
 # --- Matching API changes with postbacks ------------------------------------------------
 
 
-def matches(change: ApiChange, event: ActionEvent) -> bool:
-    """Does this postback report that change? Same impact-side time, or (time unknown) same kind, after it."""
-    if event.changed_at is not None:
-        return abs(event.changed_at - change.changed_at) <= SAME_TIME
-    return event.kind == change.kind and event.received_at >= change.changed_at - SAME_TIME
-
-
 @dataclass
 class Receipt:
     """What matching needs of a postback event (light to load by the thousand)."""
@@ -267,6 +260,13 @@ class Receipt:
     kind: str
     changed_at: datetime | None
     received_at: datetime
+
+
+def matches(change: ApiChange, event: ActionEvent | Receipt) -> bool:
+    """Does this postback report that change? Same impact-side time, or (time unknown) same kind, after it."""
+    if event.changed_at is not None:
+        return abs(event.changed_at - change.changed_at) <= SAME_TIME
+    return event.kind == change.kind and event.received_at >= change.changed_at - SAME_TIME
 
 
 def _answer(change: ApiChange, event: ActionEvent | Receipt) -> None:

@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from events import delays
 from events.models import ImpactAccount
@@ -23,7 +24,12 @@ class Command(BaseCommand):
             )
         failed = False
         if not no_fetch:
+            now = timezone.now()
             for account in accounts:
+                if account.paused_until and account.paused_until > now:
+                    self.stdout.write(f"{account}: impact.com asked to wait until {delays.fmt(account.paused_until)}.")
+                    failed = True
+                    continue
                 report = delays.reconcile(account, delays.client_for(account))
                 self.stdout.write(f"{account}: {report}")
                 failed = failed or bool(report.error)

@@ -23,7 +23,8 @@ class Command(BaseCommand):
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._stop)
-        watcher = delays.Watcher(log=self.stdout.write)
+        # Retry-After waits end early on SIGTERM too.
+        watcher = delays.Watcher(log=self.stdout.write, sleep=self.stop.wait)
         interval = settings.WATCH_INTERVAL_SECONDS
         while not self.stop.is_set():
             try:
