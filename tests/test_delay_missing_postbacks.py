@@ -126,3 +126,25 @@ def test_update_reversing_an_action_is_a_reversal(impact, send):
     assert ApiChange.objects.get().kind == "reversed"
     send_at(send, T + 40 * MIN, action_id="A1", Status="REVERSED", CreationDate=None, UpdateDate=iso(T))
     assert ApiChange.objects.get().received_at == T + 40 * MIN
+
+
+def test_missing_changes_during_maintenance_make_an_expected_alert(two_changes, settings):
+    from events.models import MaintenanceWindow, Notification
+
+    settings.ALERT_EMAILS = ["ops@example.com"]
+    MaintenanceWindow.objects.create(starts_at=T - 10 * MIN, ends_at=T + 30 * MIN, note="postbacks paused")
+    reconcile_at(two_changes, T + 30 * MIN)
+    delays.check(now=T + 70 * MIN)
+    alert = DelayAlert.objects.get()
+    assert (alert.kind, alert.expected, alert.item_count) == ("missing", True, 2)
+    assert not Notification.objects.exists()
+
+
+def test_reconcile_impact_waits_when_impact_asked_to(two_changes, capsys):
+    from django.core.management.base import CommandError
+
+    ImpactAccount.objects.update(paused_until=T + 60 * MIN)
+    with time_machine.travel(T + 30 * MIN, tick=False), pytest.raises(CommandError):
+        call_command("reconcile_impact")
+    assert "asked to wait until 2026-11-21 23:03:11 UTC" in capsys.readouterr().out
+    assert two_changes.requests == []
