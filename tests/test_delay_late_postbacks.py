@@ -1,6 +1,8 @@
 from datetime import timedelta
 
+import pytest
 import time_machine
+from conftest import postback_params
 from delay_helpers import MIN, T0, send_at, tracked
 
 from events import delays, ingest
@@ -77,3 +79,44 @@ def test_modified_postback_without_an_update_time_has_no_delay_and_no_alert(send
     tracked(send, "A1", T0, T0 + MIN)
     send_at(send, T0 + timedelta(days=2), Status="APPROVED", Amount="80.00", CreationDate=None)
     assert not DelayAlert.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_late_postbacks_for_one_brand_make_one_alert_with_every_item():
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    from events.models import Credential
+
+    credential, secret = Credential.create_with_secret(label="t")
+    start = threading.Barrier(6)
+    outcomes = []
+
+    def worker(n):
+        client = Client()
+        start.wait(10)
+        try:
+            for i in range(5):
+                with time_machine.travel(T0 + 3 * 60 * MIN, tick=False):
+                    response = client.get(
+                        "/postbacks/impact/",
+                        postback_params(action_id=f"W{n}-{i}"),
+                        headers={credential.header_name: secret},
+                    )
+                outcomes.append(response.json()["outcome"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert outcomes == ["applied"] * 30
+    alert = DelayAlert.objects.get()
+    assert alert.item_count == 30 == alert.items.count()
+    assert alert.changes.count() == 1
