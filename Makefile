@@ -27,6 +27,9 @@ migrate: $(VENV)/.runtime
 run: migrate
 	$(PY) manage.py bootstrap
 	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@# The delay watcher runs beside gunicorn in the same terminal and stops when gunicorn exits.
+	$(PY) manage.py watch_delays & watcher=$$!; \
+	trap 'kill -TERM $$watcher 2>/dev/null; wait $$watcher' EXIT INT TERM; \
 	$(VENV)/bin/gunicorn --config postbacks_site/gunicorn.conf.py
 
 test: $(VENV)/.dev

@@ -1,7 +1,14 @@
 from django.urls import path
 
-from . import views
+from . import alerts, views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    # Delay alerts (issue 4)
+    path("alerts/", alerts.alert_list, name="alerts"),
+    path("alerts/<int:pk>/", alerts.alert_detail, name="alert-detail"),
+    path("alerts/<int:pk>/evidence.csv", alerts.alert_csv, name="alert-csv"),
+    path("alerts/<int:pk>/acknowledge", alerts.alert_acknowledge, name="alert-acknowledge"),
+    path("alerts/<int:pk>/resolve", alerts.alert_resolve, name="alert-resolve"),
+    path("healthz", alerts.healthz, name="healthz"),
 ]

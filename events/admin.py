@@ -147,3 +147,95 @@ class RefusedAttemptAdmin(ReadOnlyAdmin):
 @admin.register(RefusalCounter)
 class RefusalCounterAdmin(ReadOnlyAdmin):
     list_display = ["reason", "count", "last_at"]
+
+
+# --- Delay alerts (issue 4) -------------------------------------------------------------
+from .models import (  # noqa: E402
+    AlertChange,
+    AlertItem,
+    DelayAlert,
+    ImpactAccount,
+    MaintenanceWindow,
+    Notification,
+)
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(admin.ModelAdmin):
+    list_display = ["starts_at", "ends_at", "note"]
+    date_hierarchy = "starts_at"
+
+
+class ImpactAccountForm(forms.ModelForm):
+    token = forms.CharField(
+        required=False,
+        strip=True,
+        label="Auth Token",
+        widget=forms.PasswordInput(render_value=False),
+        help_text="From impact.com: Settings > API. Never shown again; leave empty when editing to keep it.",
+    )
+
+    class Meta:
+        model = ImpactAccount
+        fields = ["label", "account_sid", "token", "active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("token") and not (self.instance.pk and self.instance.auth_token):
+            self.add_error("token", "The Auth Token is required.")
+        return cleaned
+
+
+@admin.register(ImpactAccount)
+class ImpactAccountAdmin(admin.ModelAdmin):
+    form = ImpactAccountForm
+    list_display = ["label", "account_sid", "token_hint", "active", "last_reconciled_at", "budget_used", "last_error"]
+    readonly_fields = [
+        "token_hint", "synced_through", "last_reconciled_at", "last_result", "last_error",
+        "budget_hour", "budget_used", "rate_remaining", "paused_until",
+    ]  # fmt: skip
+
+    def save_model(self, request, obj, form, change):
+        if form.cleaned_data.get("token"):
+            obj.auth_token = form.cleaned_data["token"]
+        super().save_model(request, obj, form, change)
+
+
+class AlertItemInline(admin.TabularInline):
+    model = AlertItem
+    extra = 0
+    can_delete = False
+    fields = ["action_id", "change", "changed_at", "received_at", "delay_seconds", "backfilled_at"]
+    readonly_fields = fields
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class AlertChangeInline(admin.TabularInline):
+    model = AlertChange
+    extra = 0
+    can_delete = False
+    fields = ["at", "from_status", "to_status", "user", "note"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DelayAlert)
+class DelayAlertAdmin(ReadOnlyAdmin):
+    list_display = ["id", "kind", "status", "brand", "expected", "item_count", "opened_at", "resolved_at"]
+    list_filter = ["status", "kind", "expected"]
+    list_select_related = ["brand"]
+    inlines = [AlertChangeInline, AlertItemInline]
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "alert", "reason", "channel", "attempts", "sent_at", "next_attempt_at", "gave_up"]
+    list_filter = ["channel", "reason", "gave_up"]
+    list_select_related = ["alert__brand"]
+    readonly_fields = ["alert", "reason", "channel", "created_at", "next_attempt_at", "attempts", "sent_at",
+                       "gave_up", "last_error"]  # fmt: skip

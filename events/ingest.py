@@ -18,7 +18,7 @@ from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import impact, lifecycle
+from . import delays, impact, lifecycle
 from .models import Credential, Delivery, Outcome, RefusalCounter, RefusalReason, RefusedAttempt, hash_secret
 
 logger = logging.getLogger(__name__)
@@ -224,6 +224,7 @@ def process(delivery: Delivery) -> Delivery:
     try:
         with transaction.atomic():
             result = lifecycle.apply(postback, received_at=delivery.received_at, delivery=delivery)
+            delays.after_apply(result)  # late postback alert; answers a missing change (issue 4)
             delivery.outcome = result.outcome
             delivery.event = result.event
             delivery.save(

@@ -100,6 +100,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.alerts.banner",
             ],
         },
     },
@@ -198,6 +199,39 @@ DELAY_ALERT_AFTER_MINUTES = _int("DELAY_ALERT_AFTER_MINUTES", 60, minimum=1)
 REFUSED_ATTEMPTS_KEEP = _int("REFUSED_ATTEMPTS_KEEP", 1000, minimum=10)
 # Seconds impact.com is asked to wait before retrying when the database is down.
 RETRY_AFTER_SECONDS = _int("RETRY_AFTER_SECONDS", 30, minimum=1)
+
+# --- Delay alerts (README, "Delay alerts") ------------------------------------------
+# Seconds between two passes of `manage.py watch_delays`.
+WATCH_INTERVAL_SECONDS = _int("WATCH_INTERVAL_SECONDS", 60, minimum=1)
+# Minutes between two reconciliations with impact.com's API inside the watcher.
+RECONCILE_EVERY_MINUTES = _int("RECONCILE_EVERY_MINUTES", 15, minimum=1)
+# First reconciliation reads this far back (hours); later ones continue from where they stopped.
+RECONCILE_LOOKBACK_HOURS = _int("RECONCILE_LOOKBACK_HOURS", 24, minimum=1)
+# Minutes between reminders for alerts still open (0: no reminders).
+ALERT_REPEAT_EVERY_MINUTES = _int("ALERT_REPEAT_EVERY_MINUTES", 240)
+# A brand is silent after this many times its usual gap between postbacks.
+SILENT_BRAND_GAPS = _int("SILENT_BRAND_GAPS", 6, minimum=2)
+# Who gets alert emails (comma-separated; empty: no email).
+ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+if any("@" not in address for address in ALERT_EMAILS):
+    raise ImproperlyConfigured("ALERT_EMAILS must be comma-separated email addresses")
+# Optional Slack-compatible incoming webhook URL alerts are posted to.
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+if ALERT_WEBHOOK_URL and not ALERT_WEBHOOK_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("ALERT_WEBHOOK_URL must be an http:// or https:// URL")
+# impact.com's REST API (the account itself is entered in Django admin).
+IMPACT_API_BASE_URL = env.str("IMPACT_API_BASE_URL", default="https://api.impact.com").rstrip("/")
+if not IMPACT_API_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("IMPACT_API_BASE_URL must be an http:// or https:// URL")
+# At most this many API requests per hour (impact.com documents about 500 for Actions).
+IMPACT_API_REQUESTS_PER_HOUR = _int("IMPACT_API_REQUESTS_PER_HOUR", 500, minimum=1)
+IMPACT_API_TIMEOUT = _int("IMPACT_API_TIMEOUT", 30, minimum=1)
+# Email: Django's mail through an URL (console by default), e.g. smtp+tls://user:pass@host:587
+try:
+    vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+except (ValueError, KeyError) as exc:
+    raise ImproperlyConfigured(f"EMAIL_URL is not an email URL: {exc}") from exc
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="postbacks@localhost")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {

@@ -83,3 +83,24 @@ def send(client, credential):
         return client.generic(method.upper(), ENDPOINT, data=body or b"", content_type=content_type, headers=headers)
 
     return _send
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    """Logged in as staff without hashing a password (fast)."""
+    user = django_user_model(username="staff", is_staff=True)
+    user.set_unusable_password()
+    user.save()
+    client.force_login(user)
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def user_client(client, django_user_model):
+    """Logged in as a non-staff user."""
+    user = django_user_model(username="viewer")
+    user.set_unusable_password()
+    user.save()
+    client.force_login(user)
+    return client

@@ -1,0 +1,191 @@
+"""Delay alerts pages: list, detail with the evidence and its CSV, acknowledge/resolve; /healthz; banner."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.db import DatabaseError, connection
+from django.db.models import Case, Count, IntegerField, Value, When
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from events import delays
+from events.models import (
+    AlertKind,
+    AlertStatus,
+    Brand,
+    DelayAlert,
+    Delivery,
+    ImpactAccount,
+    Notification,
+    WatcherHeartbeat,
+)
+
+PAGE_SIZE = 100
+NOTE_MAX = 2000
+
+
+def banner(request):
+    """Context processor: active alerts for the banner on every page (one query, logged-in users only)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    counts = dict(DelayAlert.objects.active().values_list("expected").annotate(n=Count("id")).order_by())
+    return {"alert_banner": {"unexpected": counts.get(False, 0), "expected": counts.get(True, 0)}}
+
+
+def _status_order():
+    return Case(
+        When(status=AlertStatus.OPEN, then=Value(0)),
+        When(status=AlertStatus.ACKNOWLEDGED, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+
+
+@login_required
+@require_GET
+def alert_list(request):
+    alerts = DelayAlert.objects.select_related("brand")
+    status = request.GET.get("status", "")
+    kind = request.GET.get("kind", "")
+    brand = request.GET.get("brand", "")
+    expected = request.GET.get("expected", "")
+    if status == "active":
+        alerts = alerts.active()
+    elif status in AlertStatus.values:
+        alerts = alerts.filter(status=status)
+    if kind in AlertKind.values:
+        alerts = alerts.filter(kind=kind)
+    if brand.isdigit():
+        alerts = alerts.filter(brand_id=int(brand))
+    if expected in ("yes", "no"):
+        alerts = alerts.filter(expected=expected == "yes")
+    alerts = alerts.annotate(status_order=_status_order()).order_by("status_order", "-opened_at", "-id")
+    context = {
+        "alerts": alerts[:PAGE_SIZE],
+        "filters": {"status": status, "kind": kind, "brand": brand, "expected": expected},
+        "statuses": AlertStatus.choices,
+        "kinds": AlertKind.choices,
+        "brands": Brand.objects.filter(delay_alerts__isnull=False).distinct().order_by("name", "campaign_id"),
+        "heartbeat": WatcherHeartbeat.objects.filter(name=delays.WATCHER).first(),
+        "accounts": ImpactAccount.objects.filter(active=True),
+        "failing": Notification.objects.filter(sent_at=None).exclude(last_error="").select_related("alert")[:20],
+        "channels": {"emails": settings.ALERT_EMAILS, "webhook": bool(settings.ALERT_WEBHOOK_URL)},
+    }
+    return render(request, "dashboard/alerts/list.html", context)
+
+
+def _alert(pk: int) -> DelayAlert:
+    return get_object_or_404(DelayAlert.objects.select_related("brand"), pk=pk)
+
+
+@login_required
+@require_GET
+def alert_detail(request, pk: int):
+    alert = _alert(pk)
+    context = {
+        "alert": alert,
+        "items": alert.items.all()[:1000],
+        "changes": alert.changes.select_related("user"),
+        "notifications": alert.notifications.all(),
+    }
+    return render(request, "dashboard/alerts/detail.html", context)
+
+
+@login_required
+@require_GET
+def alert_csv(request, pk: int):
+    """The evidence impact.com support asks for, one row per change."""
+    alert = _alert(pk)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="alert-{alert.pk}-evidence.csv"'
+    writer = csv.writer(response)
+    writer.writerow(
+        ["alert", "kind", "brand", "campaign_id", "action_id", "change", "status", "changed_at_utc",
+         "postback_received_at_utc", "delay_seconds", "backfilled_from_api_at_utc"]
+    )  # fmt: skip
+    for item in alert.items.all().iterator(chunk_size=2000):
+        writer.writerow(
+            [
+                alert.pk,
+                alert.kind,
+                _safe(alert.brand.name),
+                _safe(alert.brand.campaign_id),
+                _safe(item.action_id),
+                item.change,
+                _safe(item.status),
+                _iso(item.changed_at),
+                _iso(item.received_at) if item.received_at else "no postback",
+                "" if item.delay_seconds is None else item.delay_seconds,
+                _iso(item.backfilled_at),
+            ]
+        )
+    return response
+
+
+def _iso(moment) -> str:
+    return "" if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _safe(text: str) -> str:
+    """No spreadsheet formulas from outside input."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def _note(request) -> str:
+    return request.POST.get("note", "").strip()[:NOTE_MAX]
+
+
+@staff_member_required
+@require_POST
+def alert_acknowledge(request, pk: int):
+    alert = _alert(pk)
+    if delays.acknowledge(alert, user=request.user, note=_note(request)):
+        messages.success(request, "Alert acknowledged: no more reminders.")
+    else:
+        messages.error(request, f"This alert is {alert.get_status_display().lower()}: it cannot be acknowledged.")
+    return redirect("alert-detail", pk=alert.pk)
+
+
+@staff_member_required
+@require_POST
+def alert_resolve(request, pk: int):
+    alert = _alert(pk)
+    if delays.resolve(alert, user=request.user, note=_note(request)):
+        messages.success(request, "Alert resolved.")
+    else:
+        messages.error(request, "This alert is already resolved.")
+    return redirect("alert-detail", pk=alert.pk)
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """For load balancers and monitoring: no login, no secrets."""
+    now = timezone.now()
+    body: dict = {"database": False}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        body["database"] = True
+        last = Delivery.objects.order_by("-received_at").values_list("received_at", flat=True).first()
+        beat = WatcherHeartbeat.objects.filter(name=delays.WATCHER).values_list("last_run_at", flat=True).first()
+        body["last_postback_received_at"] = last.isoformat() if last else None
+        body["watcher_last_run_at"] = beat.isoformat() if beat else None
+        body["open_alerts"] = DelayAlert.objects.active().count()
+    except DatabaseError:
+        body["status"] = "database unavailable"
+        return JsonResponse(body, status=503)
+    stale_after = timedelta(seconds=3 * settings.WATCH_INTERVAL_SECONDS)
+    body["watcher_ok"] = beat is not None and now - beat <= stale_after
+    body["status"] = "ok" if body["watcher_ok"] else "watcher has not run for 3 intervals"
+    return JsonResponse(body, status=200 if body["watcher_ok"] else 503)

@@ -1,0 +1,122 @@
+from datetime import timedelta
+
+import pytest
+import time_machine
+from conftest import postback_params
+from delay_helpers import MIN, T0, send_at, tracked
+
+from events import delays, ingest
+from events.models import AlertChange, AlertItem, DelayAlert, Delivery
+
+
+def test_postback_over_an_hour_after_its_change_opens_a_late_alert(send):
+    send_at(send, T0 + 61 * MIN)
+
+    alert = DelayAlert.objects.get()
+    assert (alert.kind, alert.status, alert.item_count, alert.expected) == ("late", "open", 1, False)
+    assert "action A1 tracked at 2026-11-20 22:03:11 UTC" in alert.title
+    item = alert.items.get()
+    assert (item.action_id, item.change, item.changed_at, item.received_at) == ("A1", "tracked", T0, T0 + 61 * MIN)
+    assert item.delay_seconds == 61 * 60
+    assert list(alert.changes.values_list("from_status", "to_status")) == [("", "open")]
+
+
+def test_postback_within_the_hour_opens_no_alert(send):
+    send_at(send, T0 + 59 * MIN)
+    assert not DelayAlert.objects.exists()
+
+
+def test_backlog_burst_makes_one_alert_per_brand_with_a_count(send):
+    for i in range(30):
+        tracked(send, f"B{i}", T0 + i * MIN, T0 + 3 * 60 * MIN)
+    for i in range(5):
+        tracked(send, f"C{i}", T0, T0 + 3 * 60 * MIN, CampaignId="2002", CampaignName="Other brand")
+
+    alerts = {a.brand.campaign_id: a for a in DelayAlert.objects.select_related("brand")}
+    assert sorted(alerts) == ["1001", "2002"]
+    assert alerts["1001"].item_count == 30 == alerts["1001"].items.count()
+    assert alerts["2002"].item_count == 5
+    assert alerts["1001"].max_delay_seconds == 3 * 60 * 60
+    assert AlertChange.objects.count() == 2  # one "opened" each, not one per postback
+
+
+def test_late_alert_resolves_itself_once_postbacks_are_on_time_again(send):
+    send_at(send, T0 + 2 * 60 * MIN)
+    alert = DelayAlert.objects.get()
+
+    delays.check(now=T0 + 2 * 60 * MIN + 10 * MIN)
+    alert.refresh_from_db()
+    assert alert.status == "open"
+
+    delays.check(now=T0 + 2 * 60 * MIN + 16 * MIN)
+    alert.refresh_from_db()
+    assert alert.status == "resolved"
+    assert alert.resolved_at == T0 + 2 * 60 * MIN + 16 * MIN
+    last = alert.changes.last()
+    assert (last.from_status, last.to_status, last.user) == ("open", "resolved", None)
+    assert "no late postback since" in last.note and "2 h 00 min" in last.note
+
+
+def test_a_new_late_postback_after_resolution_opens_a_new_alert(send):
+    tracked(send, "A1", T0, T0 + 90 * MIN)
+    delays.check(now=T0 + 120 * MIN)
+    tracked(send, "A2", T0 + 60 * MIN, T0 + 200 * MIN)
+    assert list(DelayAlert.objects.order_by("id").values_list("status", "item_count")) == [
+        ("resolved", 1),
+        ("open", 1),
+    ]
+
+
+def test_replaying_a_late_delivery_adds_no_second_item(send):
+    send_at(send, T0 + 2 * 60 * MIN)
+    with time_machine.travel(T0 + 3 * 60 * MIN, tick=False):
+        ingest.replay(Delivery.objects.all())
+    assert AlertItem.objects.count() == 1
+    assert DelayAlert.objects.get().item_count == 1
+
+
+def test_modified_postback_without_an_update_time_has_no_delay_and_no_alert(send):
+    tracked(send, "A1", T0, T0 + MIN)
+    send_at(send, T0 + timedelta(days=2), Status="APPROVED", Amount="80.00", CreationDate=None)
+    assert not DelayAlert.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_late_postbacks_for_one_brand_make_one_alert_with_every_item():
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    from events.models import Credential
+
+    credential, secret = Credential.create_with_secret(label="t")
+    start = threading.Barrier(6)
+    outcomes = []
+
+    def worker(n):
+        client = Client()
+        start.wait(10)
+        try:
+            for i in range(5):
+                with time_machine.travel(T0 + 3 * 60 * MIN, tick=False):
+                    response = client.get(
+                        "/postbacks/impact/",
+                        postback_params(action_id=f"W{n}-{i}"),
+                        headers={credential.header_name: secret},
+                    )
+                outcomes.append(response.json()["outcome"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert outcomes == ["applied"] * 30
+    alert = DelayAlert.objects.get()
+    assert alert.item_count == 30 == alert.items.count()
+    assert alert.changes.count() == 1
