@@ -122,8 +122,9 @@ class Command(BaseCommand):
         if options["pause"] is not None:
             scenario = simulator.Scenario(**{**scenario.__dict__, "pause": max(0.0, options["pause"])})
 
+        now = options["now"] or timezone.now()
         world = simulator.generate_world(
-            options["seed"], scenario, now=options["now"] or timezone.now(), brands=options["brands"], actions=options["actions"]
+            options["seed"], scenario, now=now, brands=options["brands"], actions=options["actions"]
         )
         plan = simulator.plan_deliveries(world, scenario)
         by_id = world.by_id()
