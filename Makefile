@@ -1,13 +1,15 @@
 # Two promises on a fresh machine with only Python 3.11 and make:
 #   make run   serve the product on SQLite (http://127.0.0.1:8000, PORT to change)
 #   make test  run the whole suite (SQLite unless DATABASE_URL is set)
+#   make demo  (or make run DEMO=1) the same first run, then a month of simulated impact.com
+#              postbacks through the real endpoint, so every page has something to show
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint format migrate clean
+.PHONY: run demo test lint format migrate clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +29,19 @@ migrate: $(VENV)/.runtime
 run: migrate
 	$(PY) manage.py bootstrap
 	$(PY) manage.py collectstatic --noinput --verbosity 0
+ifeq ($(DEMO),1)
+	@# Serve in the background, send the demo scenario through the real endpoint, keep serving.
+	@$(VENV)/bin/gunicorn --config postbacks_site/gunicorn.conf.py & server=$$!; \
+	trap 'kill $$server 2>/dev/null' INT TERM; \
+	$(PY) manage.py simulate_postbacks --scenario demo --wait 60 --verify \
+		|| echo "The demo simulation reported problems (above); still serving."; \
+	wait $$server
+else
 	$(VENV)/bin/gunicorn --config postbacks_site/gunicorn.conf.py
+endif
+
+demo:
+	$(MAKE) run DEMO=1
 
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)

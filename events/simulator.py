@@ -30,6 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from .impact import FIELDS, TEMPLATE_FIELDS
 
 CENT = Decimal("0.01")
+MAX_OVERTAKE = timedelta(hours=1)
 TRACKED, MODIFIED, REVERSED = "tracked", "modified", "reversed"
 
 BRAND_NAMES = (
@@ -179,6 +180,7 @@ class Scenario:
     duplicate_rate: float = 0.02  # postbacks impact.com sends again (lost acknowledgement)
     out_of_order_rate: float = 0.05  # actions whose changes arrive in the wrong order
     late_rate: float = 0.02  # actions whose postbacks arrive 20 min to 6 h after the change
+    min_late: int = 0  # at least this many late actions (over an hour late), whatever the draw
     lost_ack_rate: float = 0.0  # responses the sender "does not see", so it retries
     maintenance_share: float = 0.0  # share of postbacks held by a maintenance pause, then sent in a burst
     pause: float = 0.0  # seconds the maintenance pause lasts in real time
@@ -192,7 +194,8 @@ SCENARIOS = {
         brands=5,
         actions=300,
         history=timedelta(days=30),
-        late_rate=0.01,
+        late_rate=0.005,
+        min_late=2,
         duplicate_rate=0.03,
         backdate=True,
     ),
@@ -273,14 +276,18 @@ def generate_world(
     # ActionIds depend on `now` too: running the same seed again later adds new actions
     # instead of re-sending old ones with other times; pass the same `now` to replay a world exactly.
     serials = random.Random(f"ids-{seed}-{now.isoformat()}").sample(range(10**8, 10**9), k=actions or scenario.actions)
+    late_flags = [rng.random() < scenario.late_rate for _ in serials]
+    forced = set(range(min(scenario.min_late, len(serials)))) if sum(late_flags) < scenario.min_late else set()
     result = []
-    for serial in serials:
+    for number, serial in enumerate(serials):
         brand = rng.choices(brand_list, weights=weights)[0]
         tracker = rng.choice(brand.trackers)
-        late = rng.random() < scenario.late_rate
+        late = late_flags[number] or number in forced
         if late:
-            # Sent now, but changed 20 minutes to 6 hours ago (within a short window).
-            lateness = timedelta(seconds=rng.uniform(20 * 60, 6 * 3600))
+            # Sent now, but changed 20 minutes to 6 hours ago (within a short window); the
+            # ones forced in (min_late) are over an hour late, so they open a delay alert.
+            low = 75 * 60 if number in forced else 20 * 60
+            lateness = timedelta(seconds=rng.uniform(low, 6 * 3600))
             window_end, span = now - lateness, min(600.0, history)
         else:
             window_end, span = now - timedelta(seconds=30), history
@@ -401,9 +408,11 @@ def plan_deliveries(world: World, scenario: Scenario) -> Plan:
     sends = []
     for action in world.actions:
         planned = [Send(change, change.send_at) for change in action.changes]
-        if len(planned) > 1 and rng.random() < scenario.out_of_order_rate:
-            # A later change overtakes an earlier one (e.g. the earlier one's first attempt failed).
-            i = rng.randrange(len(planned) - 1)
+        # A later change overtakes an earlier one (e.g. the earlier one's first attempt failed):
+        # plausible only for changes within the hour, or the earlier one would be days late.
+        close = [i for i in range(len(planned) - 1) if planned[i + 1].send_at - planned[i].send_at < MAX_OVERTAKE]
+        if close and rng.random() < scenario.out_of_order_rate:
+            i = rng.choice(close)
             first, second = planned[i], planned[i + 1]
             planned[i] = replace(first, send_at=max(first.send_at, second.send_at) + timedelta(seconds=1))
             planned[i + 1] = replace(second, send_at=min(first.send_at, second.send_at))
