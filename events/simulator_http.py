@@ -32,6 +32,7 @@ USER_AGENT = "impact-postback-simulator/1"
 @dataclass
 class Stats:
     sent: int = 0  # postbacks delivered (a 2xx answer was seen)
+    interrupted: bool = False
     attempts: int = 0
     retries: int = 0
     errors: int = 0  # failed attempts (non-2xx or connection error), each retried
@@ -100,7 +101,6 @@ class Sender:
         backoff_cap: float = 30.0,
         timeout: float = 30.0,
         progress=None,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         self.target = target
         self.params_for = params_for
@@ -110,7 +110,8 @@ class Sender:
         self.backoff_cap = backoff_cap
         self.timeout = timeout
         self.progress = progress
-        self.sleep = sleep
+        # Set on SIGTERM/Ctrl-C: threads finish the attempt in flight, then stop.
+        self.stopped = threading.Event()
         self.stats = Stats()
         self._lock = threading.Lock()
         self._next_slot = 0.0
@@ -125,7 +126,7 @@ class Sender:
             slot = max(now, self._next_slot)
             self._next_slot = slot + 1.0 / self.rate
         if slot > now:
-            self.sleep(slot - now)
+            self.stopped.wait(slot - now)
 
     def _backoff(self, attempt: int) -> float:
         with self._lock:
@@ -144,6 +145,8 @@ class Sender:
         method, path, body, headers = self.target.request(self.params_for(send))
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._wait_for_slot(limited)
+            if self.stopped.is_set():
+                return
             if attempt > 1:
                 self._count(retries=1)
             error = None
@@ -178,7 +181,7 @@ class Sender:
                 self.stats.error_kinds[error] += 1
             self._count(errors=1)
             if attempt < MAX_ATTEMPTS:
-                self.sleep(0 if send.lost_ack and attempt == 1 else self._backoff(attempt))
+                self.stopped.wait(0 if send.lost_ack and attempt == 1 else self._backoff(attempt))
         with self._lock:
             self.stats.failures.append(f"{send.change.action_id} change {send.change.index}: gave up ({error})")
         self._count(gave_up=1)
@@ -189,9 +192,12 @@ class Sender:
             if number and plan.maintenance and number == 1 and plan.pause:
                 if on_pause:
                     on_pause(plan.pause)
-                self.sleep(plan.pause)
+                self.stopped.wait(plan.pause)
+            if self.stopped.is_set():
+                break
             # The backlog after a maintenance pause is a burst: sent as fast as possible.
             self._send_wave(wave, limited=not (plan.maintenance and number == 1))
+        self.stats.interrupted = self.stopped.is_set()
         return self.stats
 
     def _send_wave(self, wave: list[Send], limited: bool) -> None:
@@ -202,7 +208,7 @@ class Sender:
         def worker():
             conn_holder = [None]
             try:
-                while True:
+                while not self.stopped.is_set():
                     try:
                         send = work.get_nowait()
                     except queue.Empty:
@@ -215,8 +221,17 @@ class Sender:
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(self.concurrency, len(wave)))]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.2)
+        except KeyboardInterrupt:
+            self.stop()
+            for thread in threads:
+                thread.join()
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 def _outcome(payload: bytes) -> str:

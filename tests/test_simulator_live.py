@@ -40,7 +40,7 @@ def simulate(live_server, credential):
             "concurrency": 4 if is_postgres() else 1,
             "pause": 0,
             "backoff": 0,
-            "no_progress": True,
+            "progress": False,
             "stdout": out,
             **options,
         }
@@ -173,3 +173,23 @@ def test_actions_api_for_staff_sessions_and_not_for_other_users(client, django_u
     assert response.status_code == 200 and response.json()["actions"][0]["action_id"] == "API-2"
     assert client.get("/api/actions/").status_code == 400
     assert client.get("/api/actions/?ids=" + ",".join(str(i) for i in range(501))).status_code == 400
+
+
+def test_a_stopped_sender_finishes_the_postback_in_flight_and_sends_no_more(live_server, credential):
+    from events.simulator import plan_deliveries
+    from events.simulator_http import Sender, Target
+
+    world = generate_world(8, SCENARIOS["default"], now=NOW, actions=20)
+    by_id = world.by_id()
+    target = Target(live_server.url + ENDPOINT, credential.secret)
+
+    def stop_after_first(stats, deltas):
+        if deltas.get("sent"):
+            sender.stop()  # as SIGTERM or Ctrl-C do
+
+    sender = Sender(
+        target, lambda s: by_id[s.change.action_id].params(s.change), concurrency=1, progress=stop_after_first
+    )
+    stats = sender.run(plan_deliveries(world, SCENARIOS["default"]))
+    assert stats.interrupted and stats.sent == 1
+    assert ActionEvent.objects.count() == 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -106,12 +108,20 @@ class Command(BaseCommand):
             help="Afterwards, move receive times back to when impact.com would have sent each postback "
             "(demo: a month of history). Default: the scenario's.",
         )
-        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+        parser.add_argument(
+            "--progress",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Progress bar on stderr (sent/s, errors, retries, ETA). Default: when stderr is a terminal.",
+        )
 
     def handle(self, *args, **options):
         scenario = simulator.SCENARIOS[options["scenario"]]
         endpoint = settings.PUBLIC_URL + reverse("impact-postback")
         url = options["url"] or endpoint
+        via = self._verify_via(options["verify_via"], url, endpoint)
+        if not options["token"] and via == "http":
+            raise CommandError(f"--token is required to send to {url} (not this instance).")
         token = options["token"] or self._own_credential(options["header"])
         try:
             target = Target(
@@ -142,7 +152,7 @@ class Command(BaseCommand):
             total=counts["postbacks"],
             unit="postback",
             file=sys.stderr,
-            disable=True if options["no_progress"] else None,
+            disable=None if options["progress"] is None else not options["progress"],
             dynamic_ncols=True,
         )
 
@@ -165,8 +175,15 @@ class Command(BaseCommand):
             progress=progress,
         )
         started = time.monotonic()
-        with bar:
-            stats = sender.run(plan, on_pause=lambda s: bar.write(f"maintenance: pausing {s:g} s, then a burst"))
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: sender.stop())
+        try:
+            with bar:
+                stats = sender.run(plan, on_pause=lambda s: bar.write(f"maintenance: pausing {s:g} s, then a burst"))
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         elapsed = max(time.monotonic() - started, 1e-9)
         errors = ", ".join(f"{kind}: {n}" for kind, n in stats.error_kinds.most_common()) or "none"
         self.stdout.write(
@@ -179,7 +196,8 @@ class Command(BaseCommand):
         for failure in stats.failures[:MAX_DIFFERENCES_SHOWN]:
             self.stdout.write(f"  {failure}")
 
-        via = self._verify_via(options["verify_via"], url, endpoint)
+        if stats.interrupted:
+            raise CommandError("Interrupted: not every postback was sent, nothing verified.")
         if options["verify"]:
             self._verify(world, via, options, url, token)
         if options["backdate"] if options["backdate"] is not None else scenario.backdate:
