@@ -260,6 +260,7 @@ def wait_for_server(target: Target, seconds: float, sleep: Callable[[float], Non
 def read_state_orm(action_ids: Iterable[str]) -> dict[str, dict]:
     """The receiver's actions and histories, straight from the database (same project)."""
     from .models import Action
+    from .state_api import action_state
 
     ids = list(action_ids)
     state: dict[str, dict] = {}
@@ -268,38 +269,6 @@ def read_state_orm(action_ids: Iterable[str]) -> dict[str, dict]:
         for action in Action.objects.filter(action_id__in=chunk).prefetch_related("events"):
             state[action.action_id] = action_state(action)
     return state
-
-
-def action_state(action) -> dict:
-    """One action as the read-only API serialises it (also used by the ORM path)."""
-    events = sorted(action.events.all(), key=lambda e: e.seq)
-    return {
-        "action_id": action.action_id,
-        "state": action.state,
-        "status": action.status,
-        "amount": _text(action.amount),
-        "payout": _text(action.payout),
-        "currency": action.currency,
-        "events": [
-            {
-                "seq": e.seq,
-                "kind": e.kind,
-                "from_state": e.from_state,
-                "to_state": e.to_state,
-                "status": e.status,
-                "amount": _text(e.amount),
-                "payout": _text(e.payout),
-                "changed_at": e.changed_at.isoformat() if e.changed_at else None,
-                "received_at": e.received_at.isoformat(),
-                "duplicate_count": e.duplicate_count,
-            }
-            for e in events
-        ],
-    }
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
 
 
 def read_state_http(api_url: str, token: str, header: str, action_ids: Iterable[str], timeout: float = 30) -> dict:

@@ -6,6 +6,8 @@ simulator can verify a remote instance with the token it already sends postbacks
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import BasePermission
@@ -14,9 +16,40 @@ from rest_framework.views import APIView
 
 from . import ingest
 from .models import Action
-from .simulator_http import action_state
 
 MAX_IDS = 500
+
+
+def action_state(action) -> dict:
+    """One action with its history (events prefetched), as `simulate_postbacks --verify` reads it."""
+    events = sorted(action.events.all(), key=lambda e: e.seq)
+    return {
+        "action_id": action.action_id,
+        "state": action.state,
+        "status": action.status,
+        "amount": _text(action.amount),
+        "payout": _text(action.payout),
+        "currency": action.currency,
+        "events": [
+            {
+                "seq": e.seq,
+                "kind": e.kind,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "status": e.status,
+                "amount": _text(e.amount),
+                "payout": _text(e.payout),
+                "changed_at": e.changed_at.isoformat() if e.changed_at else None,
+                "received_at": e.received_at.isoformat(),
+                "duplicate_count": e.duplicate_count,
+            }
+            for e in events
+        ],
+    }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
 
 
 class CredentialHeaderAuthentication(BaseAuthentication):

@@ -193,3 +193,30 @@ def test_a_stopped_sender_finishes_the_postback_in_flight_and_sends_no_more(live
     stats = sender.run(plan_deliveries(world, SCENARIOS["default"]))
     assert stats.interrupted and stats.sent == 1
     assert ActionEvent.objects.count() == 1
+
+
+def test_the_rate_limit_spaces_requests(simulate):
+    import time
+
+    world = generate_world(12, SCENARIOS["default"], now=NOW, actions=10)
+    started = time.monotonic()
+    output = simulate(scenario="default", actions=10, seed=12, now=NOW, rate=40, verify=True)
+    postbacks = int(output.split("Sent ")[1].split()[0])
+    assert postbacks >= len(world.changes())
+    assert time.monotonic() - started >= (postbacks - 1) / 40
+    assert "lost: 0, wrong: 0, duplicated: 0" in output
+
+
+def test_earlier_expired_simulator_credentials_are_switched_off(simulate, settings, live_server):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from events.models import Credential
+
+    old, _ = Credential.create_with_secret("demo simulator", expires_at=timezone.now() - timedelta(hours=1))
+    settings.PUBLIC_URL = live_server.url
+    simulate(url=None, token=None, scenario="default", actions=2)
+    old.refresh_from_db()
+    assert not old.active
+    assert Credential.objects.filter(label="demo simulator", active=True).count() == 1

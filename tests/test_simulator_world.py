@@ -217,3 +217,34 @@ def test_compare_counts_what_differs(damage, line):
     if "missing" in actual:
         actual[single.action_id] = actual.pop("missing")
     assert compare(truth(world), actual).line() == line
+
+
+def test_requests_are_filled_like_impact_templates_with_the_credential_where_asked():
+    from urllib.parse import parse_qsl, urlsplit
+
+    from events.simulator_http import Target
+
+    world = world_of(actions=3)
+    action = world.actions[0]
+    params = action.params(action.changes[0])
+
+    method, path, body, headers = Target("http://h:81/postbacks/impact/", "s3cret").request(params)
+    assert (method, body, headers["X-Postback-Token"]) == ("GET", None, "s3cret")
+    query = dict(parse_qsl(urlsplit(path).query, keep_blank_values=True))
+    assert query == params and "token" not in query
+
+    method, path, body, headers = Target(
+        "http://h/p/", "s3cret", method="post-json", header="X-Custom", token_in="query"
+    ).request(params)
+    assert (method, path, headers["Content-Type"]) == ("POST", "/p/?token=s3cret", "application/json")
+    assert "X-Custom" not in headers
+    assert (
+        impact.parse("", body, "application/json").fingerprint() == impact.normalise(list(params.items())).fingerprint()
+    )
+
+
+def test_a_url_that_is_not_http_is_refused():
+    from events.simulator_http import Target
+
+    with pytest.raises(ValueError, match="not an http"):
+        Target("ftp://example.com/x", "s")

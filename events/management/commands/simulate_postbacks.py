@@ -210,7 +210,12 @@ class Command(BaseCommand):
             raise CommandError(f"{stats.gave_up} postbacks were not accepted after 15 attempts.")
 
     def _own_credential(self, header: str) -> str:
-        expires = timezone.now() + timedelta(hours=2)
+        now = timezone.now()
+        # Every active credential is checked on each postback: switch off earlier runs' expired ones.
+        Credential.objects.filter(label=SIMULATOR_CREDENTIAL_LABEL, active=True, expires_at__lte=now).update(
+            active=False
+        )
+        expires = now + timedelta(hours=2)
         credential, secret = Credential.create_with_secret(
             label=SIMULATOR_CREDENTIAL_LABEL, header_name=header, expires_at=expires
         )
