@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
 from events.models import Action
 from tests.conftest import ENDPOINT
@@ -37,6 +38,9 @@ def page():
         page.set_default_timeout(15_000)
         yield page
         browser.close()
+        # ORM calls made while Playwright's loop runs get their own connection (asgiref's
+        # context-local storage): close it here, or the test database cannot be dropped.
+        connections.close_all()
 
 
 @pytest.fixture
