@@ -1,13 +1,15 @@
 # Two promises on a fresh machine with only Python 3.11 and make:
 #   make run   serve the product on SQLite (http://127.0.0.1:8000, PORT to change)
 #   make test  run the whole suite (SQLite unless DATABASE_URL is set)
+#   make demo  (or make run DEMO=1) the same first run, then a month of simulated impact.com
+#              postbacks through the real endpoint, so every page has something to show
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint format migrate clean
+.PHONY: run demo test lint format migrate clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +29,19 @@ migrate: $(VENV)/.runtime
 run: migrate
 	$(PY) manage.py bootstrap
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	@# The delay watcher runs beside gunicorn in the same terminal and stops when gunicorn exits.
-	$(PY) manage.py watch_delays & watcher=$$!; \
-	trap 'kill -TERM $$watcher 2>/dev/null; wait $$watcher' EXIT INT TERM; \
-	$(VENV)/bin/gunicorn --config postbacks_site/gunicorn.conf.py
+	@# The delay watcher runs beside gunicorn in the same terminal; both stop together.
+	@# DEMO=1: once gunicorn answers, the demo scenario is sent through the real endpoint.
+	@$(PY) manage.py watch_delays & watcher=$$!; \
+	$(VENV)/bin/gunicorn --config postbacks_site/gunicorn.conf.py & server=$$!; \
+	trap 'kill -TERM $$server $$watcher 2>/dev/null; wait' EXIT INT TERM; \
+	if [ "$(DEMO)" = 1 ]; then \
+		$(PY) manage.py simulate_postbacks --scenario demo --wait 60 --verify \
+			|| echo "The demo simulation reported problems (above); still serving."; \
+	fi; \
+	wait $$server
+
+demo:
+	$(MAKE) run DEMO=1
 
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)

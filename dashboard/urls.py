@@ -1,9 +1,12 @@
 from django.urls import path
 
-from . import alerts, views
+from . import alerts, setup, views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("setup/", setup.setup, name="setup"),
+    path("setup/test-postback/", setup.send_test_postback, name="setup-test-postback"),
+    path("setup/test-postback/remove/", setup.remove_test_postback, name="setup-test-postback-remove"),
     # Delay alerts (issue 4)
     path("alerts/", alerts.alert_list, name="alerts"),
     path("alerts/<int:pk>/", alerts.alert_detail, name="alert-detail"),

@@ -1,0 +1,84 @@
+"""Setup page (staff): the exact templates to paste into impact.com, and a test postback."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, user_passes_test
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from events import impact, ingest, synthetic
+from events.models import DEFAULT_HEADER, Credential, Delivery
+
+staff_required = user_passes_test(lambda user: user.is_staff)
+
+
+def endpoint_url() -> str:
+    return settings.PUBLIC_URL + reverse("impact-postback")
+
+
+@login_required
+@staff_required
+def setup(request):
+    endpoint = endpoint_url()
+    credentials = Credential.objects.usable().exclude(label=synthetic.TEST_CREDENTIAL_LABEL)
+    headers = sorted(set(credentials.values_list("header_name", flat=True))) or [DEFAULT_HEADER]
+    test_delivery = None
+    delivery_id = request.GET.get("delivery", "")
+    if delivery_id.isdigit():
+        test_delivery = (
+            Delivery.objects.filter(pk=delivery_id, action_id__startswith=synthetic.TEST_PREFIX)
+            .select_related("event", "credential")
+            .first()
+        )
+    context = {
+        "endpoint": endpoint,
+        "url_template": impact.url_template(endpoint),
+        "json_body_template": impact.json_body_template(),
+        "headers": headers,
+        "header": headers[0],
+        "token_parameter": ingest.TOKEN_PARAMETER,
+        "credential_count": credentials.count(),
+        "test_delivery": test_delivery,
+        "test_action_exists": bool(test_delivery and test_delivery.event_id),
+    }
+    return render(request, "dashboard/setup.html", context)
+
+
+@login_required
+@staff_required
+@require_POST
+def send_test_postback(request):
+    method = request.POST.get("method", "get")
+    if method not in ("get", "post-json"):
+        method = "get"
+    outcome = synthetic.send_test_postback(endpoint_url(), method=method)
+    if outcome.error:
+        messages.error(
+            request,
+            f"The test postback could not reach {endpoint_url()}: {outcome.error}. Check PUBLIC_URL, that the "
+            "server answers on it from this host, and that it runs more than one worker.",
+        )
+    elif not outcome.ok:
+        messages.error(request, f"The endpoint answered HTTP {outcome.status}: {outcome.answer[:300]}")
+    else:
+        messages.success(request, f"The endpoint answered HTTP {outcome.status}: {outcome.answer[:300]}")
+    if outcome.delivery is not None:
+        return redirect(reverse("setup") + f"?delivery={outcome.delivery.pk}#test")
+    return redirect(reverse("setup") + "#test")
+
+
+@login_required
+@staff_required
+@require_POST
+def remove_test_postback(request):
+    action_id = request.POST.get("action_id", "")
+    try:
+        removed = synthetic.remove_test_action(action_id)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Removed the synthetic action {action_id} ({removed} rows).")
+    return redirect(reverse("setup") + "#test")

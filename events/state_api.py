@@ -1,0 +1,93 @@
+"""`GET /api/actions/?ids=A,B`: read-only action states and histories (for `simulate_postbacks --verify`).
+
+For staff (session) or a caller holding an active postback credential (in its header), so the
+simulator can verify a remote instance with the token it already sends postbacks with.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import ingest
+from .models import Action
+
+MAX_IDS = 500
+
+
+def action_state(action) -> dict:
+    """One action with its history (events prefetched), as `simulate_postbacks --verify` reads it."""
+    events = sorted(action.events.all(), key=lambda e: e.seq)
+    return {
+        "action_id": action.action_id,
+        "state": action.state,
+        "status": action.status,
+        "amount": _text(action.amount),
+        "payout": _text(action.payout),
+        "currency": action.currency,
+        "events": [
+            {
+                "seq": e.seq,
+                "kind": e.kind,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "status": e.status,
+                "amount": _text(e.amount),
+                "payout": _text(e.payout),
+                "changed_at": e.changed_at.isoformat() if e.changed_at else None,
+                "received_at": e.received_at.isoformat(),
+                "duplicate_count": e.duplicate_count,
+            }
+            for e in events
+        ],
+    }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+class CredentialHeaderAuthentication(BaseAuthentication):
+    """An active postback credential; a missing one lets session authentication try."""
+
+    def authenticate(self, request):
+        result = ingest.authenticate(request._request)
+        if isinstance(result, ingest.Refusal):
+            if result.reason in ("missing_credential", "no_credential_configured"):
+                return None
+            raise exceptions.AuthenticationFailed(result.detail)
+        return (None, result)
+
+    def authenticate_header(self, request):
+        return "Token"
+
+
+class StaffOrCredential(BasePermission):
+    def has_permission(self, request, view):
+        if isinstance(request.auth, ingest.Authenticated):
+            return True
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_staff)
+
+
+class ActionStateView(APIView):
+    authentication_classes = [CredentialHeaderAuthentication, SessionAuthentication]
+    permission_classes = [StaffOrCredential]
+    http_method_names = ["get"]
+
+    def get(self, request):
+        raw = request.query_params.get("ids", "")
+        ids = [value for value in (part.strip() for part in raw.split(",")) if value]
+        if not ids:
+            raise exceptions.ValidationError({"ids": "Give ActionIds, comma-separated: ?ids=A,B"})
+        if len(ids) > MAX_IDS:
+            raise exceptions.ValidationError({"ids": f"At most {MAX_IDS} ActionIds per request ({len(ids)} given)."})
+        actions = Action.objects.filter(action_id__in=ids).prefetch_related("events")
+        found = [action_state(action) for action in actions]
+        known = {item["action_id"] for item in found}
+        return Response({"actions": found, "missing": [i for i in ids if i not in known]})
