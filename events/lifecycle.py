@@ -258,8 +258,8 @@ def _decide(action: Action, kind: str, changed_at, fingerprint: str, created: bo
 
     # modified
     flags["to_state"] = ActionState.MODIFIED
-    if state == ActionState.TRACKED:
-        return flags  # a change after tracking is always newer than the tracking
+    if state == ActionState.TRACKED and (changed_at is None or action.money_changed_at is None):
+        return flags  # without times, a change after tracking is taken as newer than the tracking
     flags["applied"] = newer
     flags["superseded"] = not newer
     flags["out_of_order"] = not newer

@@ -308,10 +308,11 @@ class Action(models.Model):
 
 class ActionEventQuerySet(models.QuerySet):
     def late(self):
-        return self.filter(delay_seconds__gt=settings.DELAY_LATE_AFTER_MINUTES * 60)
+        """Postbacks that arrived later than impact.com's 15-minute promise (API events have no delay)."""
+        return self.filter(source=EventSource.POSTBACK, delay_seconds__gt=settings.DELAY_LATE_AFTER_MINUTES * 60)
 
     def alert_late(self):
-        return self.filter(delay_seconds__gt=settings.DELAY_ALERT_AFTER_MINUTES * 60)
+        return self.filter(source=EventSource.POSTBACK, delay_seconds__gt=settings.DELAY_ALERT_AFTER_MINUTES * 60)
 
 
 class ActionEvent(models.Model):

@@ -122,3 +122,28 @@ def test_changes_to_two_actions_crossing_each_other_do_not_deadlock(client, cred
     for action_id in ("X", "Y"):
         assert [e.seq for e in events_of(action_id)] == [1, 2, 3, 4, 5]
         assert Action.objects.get(action_id=action_id).amount == Decimal("4.00")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_refusals_all_answer_401_and_are_all_counted(live_server):
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from events.models import Credential, RefusalCounter, RefusedAttempt
+
+    Credential.create_with_secret(label="real")
+
+    def refused(_):
+        try:
+            urllib.request.urlopen(live_server.url + "/postbacks/impact/?ActionId=X", timeout=10)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        return 200
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(refused, range(16)))
+    assert codes == [401] * 16
+    assert RefusalCounter.objects.get(reason="missing_credential").count == 16
+    assert RefusedAttempt.objects.count() == 16

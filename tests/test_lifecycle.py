@@ -278,3 +278,14 @@ def test_a_postback_without_campaign_goes_to_the_unknown_brand_and_a_new_name_re
 def test_unknown_parameters_are_kept_in_the_events_extra(post):
     post(my_tag="black-friday")
     assert history()[0].extra == {"my_tag": "black-friday"}
+
+
+def test_a_modification_older_than_the_tracked_values_does_not_override_them(post):
+    # The tracked postback already carries the latest values (its UpdateDate is an hour after creation);
+    # a modification from before that, delivered late, is kept as superseded.
+    post(received=61, EventType="tracked", UpdateDate=iso(60), Amount="80.00", Payout="8.00")
+    assert post(received=62, Amount="90.00", Payout="9.00", DeltaPayout="-1.00", UpdateDate=iso(30)) == "applied"
+    a = action()
+    assert (a.state, a.amount, a.payout) == ("modified", 80, 8)
+    late = history()[1]
+    assert (late.kind, late.superseded, late.applied, late.out_of_order) == ("modified", True, False, True)
