@@ -6,6 +6,7 @@ from . import ingest
 from .models import (
     Action,
     ActionEvent,
+    AllowedNetwork,
     Brand,
     Credential,
     Delivery,
@@ -138,3 +139,12 @@ class RefusedAttemptAdmin(ReadOnlyAdmin):
 @admin.register(RefusalCounter)
 class RefusalCounterAdmin(ReadOnlyAdmin):
     list_display = ["reason", "count", "last_at"]
+
+
+@admin.register(AllowedNetwork)
+class AllowedNetworkAdmin(admin.ModelAdmin):
+    """The optional allow-list: with no active row every address may send postbacks."""
+
+    list_display = ["cidr", "label", "active", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["cidr", "label"]

@@ -25,6 +25,7 @@ from defusedxml.common import DefusedXmlException
 MAX_MONEY = Decimal("1000000000000")  # 10^12, far above any commission
 MONEY_DECIMAL_PLACES = 6
 MAX_TEXT_LENGTH = 255
+MAX_STATUS_LENGTH = 40  # Action.status
 MAX_PARAMETERS = 1000
 MAX_EXTRA_VALUE_LENGTH = 2000
 EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
@@ -128,6 +129,7 @@ IGNORED = {"token"}
 
 _UNFILLED_MACRO = re.compile(r"^\{[A-Za-z0-9_]+\}$")
 _MONEY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")  # ISO 4217; Action.currency holds 8
 _EPOCH = re.compile(r"^\d{9,10}(\.\d+)?$")
 
 
@@ -261,6 +263,11 @@ def _json_pairs(text: str) -> list[tuple[str, str]]:
         raise InvalidPayload(f"JSON body must be an object of parameters, not {type(data).__name__}")
     pairs = []
     for key, value in data.items():
+        for text in (key, value) if isinstance(value, str) else (key,):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # "\ud800": an escape that is not a character
+                raise InvalidPayload(f"JSON body has an unpaired surrogate escape in {key[:40]!r}") from exc
         if value is None:
             pairs.append((key, ""))
         elif isinstance(value, bool):
@@ -313,7 +320,8 @@ def normalise(pairs: list[tuple[str, str]], lookup: dict[str, str] = DEFAULT_LOO
             continue
         canonical = lookup.get(key)
         if canonical is None:
-            extra[name[:100]] = raw[:MAX_EXTRA_VALUE_LENGTH]
+            # Kept in a JSON column: PostgreSQL's jsonb cannot hold NUL characters.
+            extra[name[:100].replace("\x00", "\\x00")] = raw[:MAX_EXTRA_VALUE_LENGTH].replace("\x00", "\\x00")
             continue
         value = _value(canonical, name, raw)
         if canonical in values and values[canonical] != value:
@@ -339,20 +347,22 @@ def _value(canonical: str, name: str, raw: str) -> Any:
     if kind == "date":
         return parse_date(text, name)
     if kind == "status":
-        return _text(text.upper(), name)
+        return _text(text.upper(), name, MAX_STATUS_LENGTH)
     if kind == "event_type":
         value = text.lower()
         if value not in EVENT_TYPES:
             raise InvalidPayload(f"{name}={text!r} is not one of {', '.join(EVENT_TYPES)}")
         return value
-    if canonical == "currency":
-        return _text(text.upper(), name)
+    if canonical in ("currency", "original_currency"):
+        if not _CURRENCY.match(text):
+            raise InvalidPayload(f"{name}={text[:40]!r} is not a currency code (three letters, e.g. USD)")
+        return text.upper()
     return _text(text, name)
 
 
-def _text(text: str, name: str) -> str:
-    if len(text) > MAX_TEXT_LENGTH:
-        raise InvalidPayload(f"{name} is {len(text)} characters long; at most {MAX_TEXT_LENGTH}")
+def _text(text: str, name: str, limit: int = MAX_TEXT_LENGTH) -> str:
+    if len(text) > limit:
+        raise InvalidPayload(f"{name} is {len(text)} characters long; at most {limit}")
     if "\x00" in text:
         raise InvalidPayload(f"{name} contains a NUL character")
     return text

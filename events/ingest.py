@@ -7,6 +7,7 @@ The DRF view only calls these functions. Steps (DESIGN.md, "Data flow"):
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from . import impact, lifecycle
 from .models import Credential, Delivery, Outcome, RefusalCounter, RefusalReason, RefusedAttempt, hash_secret
+from .security import client_address  # the peer, or X-Forwarded-For from TRUSTED_PROXIES only
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +90,6 @@ def authenticate(request: HttpRequest) -> Authenticated | Refusal:
     return Refusal(RefusalReason.INVALID_CREDENTIAL, "The credential presented is not recognised.")
 
 
-def client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")[:64]
-
-
 def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
     """Count the refusal and keep its metadata (never the secret), capped."""
     now = timezone.now()
@@ -105,9 +103,7 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
             header_names=sorted(request.headers.keys())[:100],
             size=_content_length(request),
         )
-        updated = RefusalCounter.objects.filter(reason=refusal.reason).update(count=F("count") + 1, last_at=now)
-        if not updated:
-            RefusalCounter.objects.create(reason=refusal.reason, count=1, last_at=now)
+        count_refusal(refusal.reason, now)
     # Keep at most REFUSED_ATTEMPTS_KEEP rows: trim in batches, not on every request.
     keep = settings.REFUSED_ATTEMPTS_KEEP
     newest = RefusedAttempt.objects.order_by("-id").values_list("id", flat=True)[:1]
@@ -116,6 +112,13 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
         if cutoff:
             RefusedAttempt.objects.filter(id__lte=cutoff[0]).delete()
     logger.warning("postback refused: %s from %s", refusal.reason, client_address(request))
+
+
+def count_refusal(reason: str, now=None) -> None:
+    now = now or timezone.now()
+    updated = RefusalCounter.objects.filter(reason=reason).update(count=F("count") + 1, last_at=now)
+    if not updated:
+        RefusalCounter.objects.create(reason=reason, count=1, last_at=now)
 
 
 def _content_length(request: HttpRequest) -> int:
@@ -128,6 +131,11 @@ def _content_length(request: HttpRequest) -> int:
 def body_too_large(request: HttpRequest) -> bool:
     """Decided from Content-Length, before the body is read."""
     return _content_length(request) > settings.POSTBACK_MAX_BODY_BYTES
+
+
+def query_too_long(request: HttpRequest) -> bool:
+    """Query strings are capped like bodies (impact.com's longest template is a few KB)."""
+    return len(request.META.get("QUERY_STRING", "")) > settings.POSTBACK_MAX_BODY_BYTES
 
 
 def redact_query_string(query_string: str, secret: str | None) -> str:
@@ -166,7 +174,7 @@ def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
             method=request.method[:10],
             path=request.path[:300],
             query_string=redact_query_string(request.META.get("QUERY_STRING", ""), secret).replace("\x00", ""),
-            content_type=request.META.get("CONTENT_TYPE", "")[:200],
+            content_type=request.META.get("CONTENT_TYPE", "").replace("\x00", "")[:200],
             body=body,
             headers=redact_headers(request, auth.header_names, secret),
             remote_addr=client_address(request),
@@ -188,6 +196,7 @@ def field_lookup() -> dict[str, str]:
 
 def process(delivery: Delivery) -> Delivery:
     """Parse and apply a stored delivery; its outcome says what happened. Safe to call again (replay)."""
+    started = time.monotonic()
     delivery.attempts += 1
     delivery.processed_at = timezone.now()
     delivery.reason = ""
@@ -198,8 +207,9 @@ def process(delivery: Delivery) -> Delivery:
         )
     except impact.InvalidPayload as exc:
         delivery.outcome = Outcome.INVALID
-        delivery.reason = str(exc)
-        delivery.save(update_fields=["outcome", "reason", "traceback", "attempts", "processed_at"])
+        delivery.reason = str(exc).replace("\x00", "\\x00")  # PostgreSQL text holds no NUL
+        delivery.processing_ms = _elapsed_ms(started)
+        delivery.save(update_fields=["outcome", "reason", "traceback", "attempts", "processed_at", "processing_ms"])
         return delivery
 
     delivery.action_id = postback.action_id[:255]
@@ -208,21 +218,26 @@ def process(delivery: Delivery) -> Delivery:
             result = lifecycle.apply(postback, received_at=delivery.received_at, delivery=delivery)
             delivery.outcome = result.outcome
             delivery.event = result.event
-            delivery.save(
-                update_fields=["outcome", "reason", "traceback", "attempts", "processed_at", "action_id", "event"]
-            )
+            delivery.processing_ms = _elapsed_ms(started)
+            delivery.save(update_fields=[*_PROCESSED_FIELDS, "action_id", "event"])
     except Exception as exc:
         logger.exception("delivery %s failed", delivery.pk)
         delivery.outcome = Outcome.FAILED
         delivery.event = None
         delivery.reason = f"{type(exc).__name__}: {exc}"[:2000]
         delivery.traceback = traceback.format_exc()[-20_000:]
+        delivery.processing_ms = _elapsed_ms(started)
         # If the database is gone this raises too: the view answers 503, the delivery stays
         # `received` (replayable) and impact.com's retry is deduplicated.
-        delivery.save(
-            update_fields=["outcome", "reason", "traceback", "attempts", "processed_at", "action_id", "event"]
-        )
+        delivery.save(update_fields=[*_PROCESSED_FIELDS, "action_id", "event"])
     return delivery
+
+
+_PROCESSED_FIELDS = ["outcome", "reason", "traceback", "attempts", "processed_at", "processing_ms"]
+
+
+def _elapsed_ms(started: float) -> int:
+    return max(0, round((time.monotonic() - started) * 1000))
 
 
 def replay(deliveries) -> dict[str, int]:

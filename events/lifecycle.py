@@ -158,6 +158,8 @@ def apply(
     delay = None
     if changed_at is not None:
         delay = int((received_at - changed_at).total_seconds())
+        # delay_seconds is a 32-bit integer column: a change time decades away is clamped, not a failure.
+        delay = max(-(2**31), min(2**31 - 1, delay))
 
     action.state = to_state
     action.tracked_seen = action.tracked_seen or kind == EventKind.TRACKED
