@@ -11,7 +11,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import ingest, logs, security
+from . import ingest, logs, openapi, security
 from .models import DEFAULT_HEADER, RefusalReason
 
 
@@ -78,9 +78,11 @@ class ImpactPostbackView(APIView):
     throttle_classes = []
     http_method_names = ["get", "post"]
 
+    @openapi.receive_get
     def get(self, request):
         return self.receive(request)
 
+    @openapi.receive_post
     def post(self, request):
         return self.receive(request)
 
