@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.db import DatabaseError
 from rest_framework import exceptions, status
@@ -13,6 +15,8 @@ from rest_framework.views import APIView
 
 from . import ingest, logs, openapi, security
 from .models import DEFAULT_HEADER, RefusalReason
+
+logger = logging.getLogger(__name__)
 
 
 class PostbackRefused(exceptions.AuthenticationFailed):
@@ -26,10 +30,13 @@ class CredentialAuthentication(BaseAuthentication):
     def authenticate(self, request):
         address = security.client_address(request._request)
         if not security.address_allowed(address):
+            security.scrub_credentials(request._request)
             refuse(request, ingest.Refusal(RefusalReason.ADDRESS_NOT_ALLOWED, f"{address} is not in the allow-list."))
         result = ingest.authenticate(request._request)
         if isinstance(result, ingest.Refusal):
+            security.scrub_credentials(request._request)
             refuse(request, result)
+        security.scrub_credentials(request._request, result.header_names, result.secret)
         return (None, result)
 
     def authenticate_header(self, request):
@@ -102,10 +109,12 @@ class ImpactPostbackView(APIView):
         delivery = ingest.store(request._request, request.auth, request._request.body)
         logs.bind_delivery(delivery.pk)
         ingest.process(delivery)
+        logger.info("postback %s action=%s in %s ms", delivery.outcome, delivery.action_id, delivery.processing_ms)
         return Response({"delivery": delivery.pk, "outcome": delivery.outcome})
 
     def handle_exception(self, exc):
         if isinstance(exc, DatabaseError):  # nothing could be stored: impact.com retries
+            logger.error("postback answered 503, database error: %s", exc, exc_info=exc)
             response = Response(
                 {"error": "unavailable", "detail": "The database is unavailable; retry later."},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -19,6 +19,7 @@ and the security headers of every page.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -91,6 +92,33 @@ def client_address(request: HttpRequest) -> str:
     result = str(address) if address is not None else raw_peer[:64]
     setattr(request, _ADDRESS_ATTRIBUTE, result)
     return result
+
+
+def scrub_credentials(request: HttpRequest, header_names: Iterable[str] | None = None, secret: str = "") -> None:
+    """Once the credential has been read, blank it out of the request itself.
+
+    Django's "django.request" log records, error reports and anything else that prints the
+    request (its repr shows the full path with the query string, reports show every header) then
+    never see it. The stored delivery is redacted separately (ingest.store).
+    """
+    from .ingest import REDACTED, TOKEN_PARAMETER
+    from .models import Credential
+
+    if header_names is None:
+        header_names = set(Credential.objects.filter(active=True).values_list("header_name", flat=True))
+    meta = request.META
+    query = meta.get("QUERY_STRING", "")
+    if TOKEN_PARAMETER in query:
+        pattern = rf"(^|[&;]){re.escape(TOKEN_PARAMETER)}=[^&;]*"
+        meta["QUERY_STRING"] = query = re.sub(pattern, rf"\g<1>{TOKEN_PARAMETER}={REDACTED}", query)
+    if secret and secret in query:  # a credential pasted into another parameter
+        meta["QUERY_STRING"] = query.replace(secret, REDACTED)
+    for name in {*header_names, "Authorization", "Proxy-Authorization"}:
+        key = "HTTP_" + name.upper().replace("-", "_")
+        if key in meta:
+            meta[key] = REDACTED
+    request.__dict__.pop("headers", None)  # HttpRequest.headers is cached from META
+    request.__dict__.pop("GET", None)
 
 
 def address_allowed(address: str) -> bool:

@@ -23,6 +23,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from events.models import Delivery, Outcome
+from tests import inputs_tried
 from tests.conftest import ENDPOINT, postback_params
 
 TRIED: Counter[str] = Counter()
@@ -38,15 +39,7 @@ PROPERTY = hsettings(
 @pytest.fixture(scope="module", autouse=True)
 def _report_inputs_tried(request):
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    total = sum(TRIED.values())
-    detail = ", ".join(f"{kind} {n}" for kind, n in sorted(TRIED.items()))
-    line = f"bad input: {total} requests through the endpoint ({detail})"
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(line)
-    else:  # pragma: no cover
-        print(line)
+    inputs_tried.report(request, "bad input", TRIED)
 
 
 @pytest.fixture

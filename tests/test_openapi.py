@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from postbacks_site.wsgi import application
+from tests import inputs_tried
 
 CALLS: Counter[str] = Counter()
 
@@ -23,12 +24,21 @@ CALLS: Counter[str] = Counter()
 @pytest.fixture(scope="module", autouse=True)
 def _report_requests(request):
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    total = sum(CALLS.values())
-    detail = ", ".join(f"{k} {n}" for k, n in sorted(CALLS.items()))
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(f"schemathesis: {total} requests ({detail})")
+    inputs_tried.report(request, "schemathesis", CALLS)
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection():
+    """schemathesis calls the WSGI app directly: like Django's test client, keep the request signals
+    from closing the test transaction's connection (close_old_connections)."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 # Loaded once at collection from the real app (building the description touches no database).
