@@ -197,7 +197,7 @@ RETRY_AFTER_SECONDS = _int("RETRY_AFTER_SECONDS", 30, minimum=1)
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 # json: one JSON object per line (default in production); plain: human-readable. Both carry the
 # request id and, during a postback, the delivery id (events/logs.py).
-LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain").strip().lower()
+LOG_FORMAT = env.str("LOG_FORMAT", default="").strip().lower() or ("json" if PRODUCTION else "plain")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
@@ -224,7 +224,7 @@ LOGGING = {
 def _cidrs(name: str) -> list[str]:
     import ipaddress
 
-    values = env.list(name, default=[])
+    values = [v for v in env.list(name, default=[]) if v.strip()]
     for value in values:
         try:
             ipaddress.ip_network(value.strip(), strict=False)
@@ -242,7 +242,7 @@ MIDDLEWARE.insert(2, "events.security.SecurityHeadersMiddleware")
 # lives here. Default: the `django_cache` table (`manage.py createcachetable`, run by `make run`
 # and by the test database setup). filecache:///var/tmp/postbacks works for one host.
 try:
-    CACHES = {"default": env.cache("CACHE_URL", default="dbcache://django_cache")}
+    CACHES = {"default": env.cache_url_config(env.str("CACHE_URL", default="") or "dbcache://django_cache")}
 except (ValueError, KeyError) as exc:
     raise ImproperlyConfigured(f"CACHE_URL is not a cache URL: {exc}") from exc
 POSTBACK_THROTTLE_CACHE = "default"

@@ -81,3 +81,15 @@ def test_delete_rows_removes_old_deliveries_but_keeps_events(history):
 def test_bad_durations_are_refused(db, value):
     with pytest.raises(CommandError, match="not a duration"):
         prune(f"--deliveries-older-than={value}")
+
+
+def test_replaying_a_pruned_delivery_from_admin_keeps_its_outcome(history, admin_client):
+    prune("--deliveries-older-than", "90d")
+    pruned = Delivery.objects.exclude(pruned_at=None)
+    ids = [str(pk) for pk in pruned.values_list("pk", flat=True)]
+    response = admin_client.post(
+        "/admin/events/delivery/", {"action": "replay_deliveries", "_selected_action": ids}, follow=True
+    )
+    assert response.status_code == 200
+    assert set(pruned.values_list("outcome", flat=True)) == {"applied"}
+    assert set(pruned.values_list("attempts", flat=True)) == {1}
