@@ -115,6 +115,8 @@ class ImpactPostbackView(APIView):
     def handle_exception(self, exc):
         if isinstance(exc, DatabaseError):  # nothing could be stored: impact.com retries
             logger.error("postback answered 503, database error: %s", exc, exc_info=exc)
+            # The credential may not have been read yet: blank the default places (no database to ask).
+            security.scrub_credentials(self.request._request, {DEFAULT_HEADER})
             response = Response(
                 {"error": "unavailable", "detail": "The database is unavailable; retry later."},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,

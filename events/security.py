@@ -109,7 +109,7 @@ def scrub_credentials(request: HttpRequest, header_names: Iterable[str] | None =
     meta = request.META
     query = meta.get("QUERY_STRING", "")
     if TOKEN_PARAMETER in query:
-        pattern = rf"(^|[&;]){re.escape(TOKEN_PARAMETER)}=[^&;]*"
+        pattern = rf"(^|&){re.escape(TOKEN_PARAMETER)}=[^&]*"
         meta["QUERY_STRING"] = query = re.sub(pattern, rf"\g<1>{TOKEN_PARAMETER}={REDACTED}", query)
     if secret and secret in query:  # a credential pasted into another parameter
         meta["QUERY_STRING"] = query.replace(secret, REDACTED)
