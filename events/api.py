@@ -106,7 +106,13 @@ class ImpactPostbackView(APIView):
                 status=status.HTTP_414_REQUEST_URI_TOO_LONG,
             )
         # Read the raw bytes before anything parses them (DRF issue #4940).
-        delivery = ingest.store(request._request, request.auth, request._request.body)
+        body = ingest.read_body(request._request)
+        if body is None:  # chunked, so only known too large once read
+            return Response(
+                {"error": "payload_too_large", "detail": f"Bodies are limited to {limit} bytes."},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        delivery = ingest.store(request._request, request.auth, body)
         logs.bind_delivery(delivery.pk)
         ingest.process(delivery)
         logger.info("postback %s action=%s in %s ms", delivery.outcome, delivery.action_id, delivery.processing_ms)

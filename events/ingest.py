@@ -133,6 +133,25 @@ def body_too_large(request: HttpRequest) -> bool:
     return _content_length(request) > settings.POSTBACK_MAX_BODY_BYTES
 
 
+def read_body(request: HttpRequest) -> bytes | None:
+    """The raw body, read before anything parses it; None when it is over the cap.
+
+    A chunked body has no Content-Length, and Django then reads it as empty: read it from the
+    WSGI stream (the server has decoded the chunks), at most POSTBACK_MAX_BODY_BYTES + 1 bytes.
+    """
+    meta = request.META
+    if not meta.get("CONTENT_LENGTH") and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        limit, stream, chunks, size = settings.POSTBACK_MAX_BODY_BYTES, meta.get("wsgi.input"), [], 0
+        while stream is not None and size <= limit:
+            chunk = stream.read(min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return None if size > limit else b"".join(chunks)
+    return request.body
+
+
 def query_too_long(request: HttpRequest) -> bool:
     """Query strings are capped like bodies (impact.com's longest template is a few KB)."""
     return len(request.META.get("QUERY_STRING", "")) > settings.POSTBACK_MAX_BODY_BYTES
