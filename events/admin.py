@@ -6,6 +6,7 @@ from . import ingest
 from .models import (
     Action,
     ActionEvent,
+    AllowedNetwork,
     Brand,
     Credential,
     Delivery,
@@ -239,3 +240,12 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_select_related = ["alert__brand"]
     readonly_fields = ["alert", "reason", "channel", "created_at", "next_attempt_at", "attempts", "sent_at",
                        "gave_up", "last_error"]  # fmt: skip
+
+
+@admin.register(AllowedNetwork)
+class AllowedNetworkAdmin(admin.ModelAdmin):
+    """The optional allow-list: with no active row every address may send postbacks."""
+
+    list_display = ["cidr", "label", "active", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["cidr", "label"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.db import DatabaseError
 from rest_framework import exceptions, status
@@ -11,8 +13,10 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import ingest
-from .models import DEFAULT_HEADER
+from . import ingest, logs, openapi, security
+from .models import DEFAULT_HEADER, RefusalReason
+
+logger = logging.getLogger(__name__)
 
 
 class PostbackRefused(exceptions.AuthenticationFailed):
@@ -24,10 +28,15 @@ class CredentialAuthentication(BaseAuthentication):
     """An active postback credential in its header or in the `token` parameter."""
 
     def authenticate(self, request):
+        address = security.client_address(request._request)
+        if not security.address_allowed(address):
+            security.scrub_credentials(request._request)
+            refuse(request, ingest.Refusal(RefusalReason.ADDRESS_NOT_ALLOWED, f"{address} is not in the allow-list."))
         result = ingest.authenticate(request._request)
         if isinstance(result, ingest.Refusal):
-            ingest.record_refusal(request._request, result)
-            raise PostbackRefused(result)
+            security.scrub_credentials(request._request)
+            refuse(request, result)
+        security.scrub_credentials(request._request, result.header_names, result.secret)
         return (None, result)
 
     def authenticate_header(self, request):
@@ -35,49 +44,88 @@ class CredentialAuthentication(BaseAuthentication):
         return f'Token header="{DEFAULT_HEADER}", param="{ingest.TOKEN_PARAMETER}"'
 
 
+class AddressNotAllowed(exceptions.PermissionDenied):
+    def __init__(self, refusal: ingest.Refusal):
+        super().__init__({"error": "forbidden", "reason": refusal.reason, "detail": refusal.detail})
+
+
+def refuse(request, refusal: ingest.Refusal):
+    """Throttle, record and answer a refusal (401, 403 for the allow-list, 429 past the rate)."""
+    wait = security.refusal_throttled(request._request)
+    if wait is not None:
+        ingest.count_refusal(RefusalReason.THROTTLED)
+        raise exceptions.Throttled(wait=wait, detail="Too many refused postbacks from this address; retry later.")
+    ingest.record_refusal(request._request, refusal)
+    if refusal.reason == RefusalReason.ADDRESS_NOT_ALLOWED:
+        raise AddressNotAllowed(refusal)
+    raise PostbackRefused(refusal)
+
+
 class HasCredential(BasePermission):
     def has_permission(self, request, view):
         return isinstance(request.auth, ingest.Authenticated)
 
 
-class JSONWhateverTheClientAccepts(BaseContentNegotiation):
-    """The sender's Accept header is not ours to honour: a postback is always answered in JSON (never 406)."""
+class JSONOnly(BaseContentNegotiation):
+    """Always JSON, whatever the sender's Accept says (never 406).
+
+    DRF's default reads `?format=` through request.GET, whose parser answers 400 to more than
+    DATA_UPLOAD_MAX_NUMBER_FIELDS parameters before the delivery could be stored.
+    """
 
     def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
+        return None
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return (renderers[0], renderers[0].media_type)
 
 
 class ImpactPostbackView(APIView):
+    content_negotiation_class = JSONOnly
     authentication_classes = [CredentialAuthentication]
     permission_classes = [HasCredential]
     parser_classes = []  # the raw body is stored first and parsed by the pipeline
     throttle_classes = []
-    content_negotiation_class = JSONWhateverTheClientAccepts
     http_method_names = ["get", "post"]
 
+    @openapi.receive_get
     def get(self, request):
         return self.receive(request)
 
+    @openapi.receive_post
     def post(self, request):
         return self.receive(request)
 
     def receive(self, request):
+        limit = settings.POSTBACK_MAX_BODY_BYTES
         if ingest.body_too_large(request._request):
-            limit = settings.POSTBACK_MAX_BODY_BYTES
             return Response(
                 {"error": "payload_too_large", "detail": f"Bodies are limited to {limit} bytes."},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
+        if ingest.query_too_long(request._request):
+            return Response(
+                {"error": "uri_too_long", "detail": f"Query strings are limited to {limit} characters."},
+                status=status.HTTP_414_REQUEST_URI_TOO_LONG,
+            )
         # Read the raw bytes before anything parses them (DRF issue #4940).
-        delivery = ingest.store(request._request, request.auth, request._request.body)
+        body = ingest.read_body(request._request)
+        if body is None:  # chunked, so only known too large once read
+            return Response(
+                {"error": "payload_too_large", "detail": f"Bodies are limited to {limit} bytes."},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        delivery = ingest.store(request._request, request.auth, body)
+        logs.bind_delivery(delivery.pk)
         ingest.process(delivery)
+        logger.info("postback %s action=%s in %s ms", delivery.outcome, delivery.action_id, delivery.processing_ms)
         return Response({"delivery": delivery.pk, "outcome": delivery.outcome})
 
     def handle_exception(self, exc):
         if isinstance(exc, DatabaseError):  # nothing could be stored: impact.com retries
+            logger.error("postback answered 503, database error: %s", exc, exc_info=exc)
+            # The credential may not have been read yet: blank the default places (no database to ask).
+            security.scrub_credentials(self.request._request, {DEFAULT_HEADER})
             response = Response(
                 {"error": "unavailable", "detail": "The database is unavailable; retry later."},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,

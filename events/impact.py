@@ -132,8 +132,8 @@ _MONEY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _EPOCH = re.compile(r"^[0-9]{9,10}(\.[0-9]+)?$")
 # "2026-11-20T14:03:11+02:00" sent unencoded in a query string arrives as "...T14:03:11 02:00".
 _OFFSET_PLUS_AS_SPACE = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?) (\d{2}(:?\d{2})?)$")
-# Longest value each text field's database column holds (the rest are MAX_TEXT_LENGTH).
-MAX_LENGTHS = {"currency": 8, "original_currency": 8, "status": 40}
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")  # ISO 4217
+MAX_STATUS_LENGTH = 40  # Action.status holds 40
 
 
 def normalise_name(name: str) -> str:
@@ -355,14 +355,16 @@ def _value(canonical: str, name: str, raw: str) -> Any:
     if kind == "date":
         return parse_date(text, name)
     if kind == "status":
-        return _text(text.upper(), name, MAX_LENGTHS["status"])
+        return _text(text.upper(), name, MAX_STATUS_LENGTH)
     if kind == "event_type":
         value = text.lower()
         if value not in EVENT_TYPES:
             raise InvalidPayload(f"{name}={text!r} is not one of {', '.join(EVENT_TYPES)}")
         return value
     if canonical in ("currency", "original_currency"):
-        return _text(text.upper(), name, MAX_LENGTHS[canonical])
+        if not _CURRENCY.match(text):
+            raise InvalidPayload(f"{name}={text[:40]!r} is not a currency code (three letters, e.g. USD)")
+        return text.upper()
     return _text(text, name)
 
 

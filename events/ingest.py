@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import traceback
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from . import delays, impact, lifecycle
 from .models import Credential, Delivery, Outcome, RefusalCounter, RefusalReason, RefusedAttempt, hash_secret
+from .security import client_address  # the peer, or X-Forwarded-For from TRUSTED_PROXIES only
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +100,6 @@ def authenticate(request: HttpRequest) -> Authenticated | Refusal:
     return Refusal(RefusalReason.INVALID_CREDENTIAL, "The credential presented is not recognised.")
 
 
-def client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")[:64]
-
-
 def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
     """Count the refusal and keep its metadata (never the secret), capped."""
     now = timezone.now()
@@ -115,13 +113,7 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
             header_names=sorted(_escape_nul(name)[:200] for name in request.headers)[:100],
             size=min(_content_length(request), MAX_INT32),  # the header is the sender's word
         )
-        counter = RefusalCounter.objects.filter(reason=refusal.reason)
-        if not counter.update(count=F("count") + 1, last_at=now):
-            try:
-                with transaction.atomic():
-                    RefusalCounter.objects.create(reason=refusal.reason, count=1, last_at=now)
-            except IntegrityError:  # a concurrent first refusal created it
-                counter.update(count=F("count") + 1, last_at=now)
+        count_refusal(refusal.reason, now)
     # Keep at most REFUSED_ATTEMPTS_KEEP rows: trim in batches, not on every request.
     keep = settings.REFUSED_ATTEMPTS_KEEP
     newest = RefusedAttempt.objects.order_by("-id").values_list("id", flat=True)[:1]
@@ -130,6 +122,17 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
         if cutoff:
             RefusedAttempt.objects.filter(id__lte=cutoff[0]).delete()
     logger.warning("postback refused: %s from %s", refusal.reason, client_address(request))
+
+
+def count_refusal(reason: str, now=None) -> None:
+    now = now or timezone.now()
+    counter = RefusalCounter.objects.filter(reason=reason)
+    if not counter.update(count=F("count") + 1, last_at=now):
+        try:
+            with transaction.atomic():
+                RefusalCounter.objects.create(reason=reason, count=1, last_at=now)
+        except IntegrityError:  # a concurrent first refusal created it
+            counter.update(count=F("count") + 1, last_at=now)
 
 
 def _content_length(request: HttpRequest) -> int:
@@ -142,6 +145,30 @@ def _content_length(request: HttpRequest) -> int:
 def body_too_large(request: HttpRequest) -> bool:
     """Decided from Content-Length, before the body is read."""
     return _content_length(request) > settings.POSTBACK_MAX_BODY_BYTES
+
+
+def read_body(request: HttpRequest) -> bytes | None:
+    """The raw body, read before anything parses it; None when it is over the cap.
+
+    A chunked body has no Content-Length, and Django then reads it as empty: read it from the
+    WSGI stream (the server has decoded the chunks), at most POSTBACK_MAX_BODY_BYTES + 1 bytes.
+    """
+    meta = request.META
+    if not meta.get("CONTENT_LENGTH") and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        limit, stream, chunks, size = settings.POSTBACK_MAX_BODY_BYTES, meta.get("wsgi.input"), [], 0
+        while stream is not None and size <= limit:
+            chunk = stream.read(min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return None if size > limit else b"".join(chunks)
+    return request.body
+
+
+def query_too_long(request: HttpRequest) -> bool:
+    """Query strings are capped like bodies (impact.com's longest template is a few KB)."""
+    return len(request.META.get("QUERY_STRING", "")) > settings.POSTBACK_MAX_BODY_BYTES
 
 
 def redact_query_string(query_string: str, secret: str | None) -> str:
@@ -208,6 +235,9 @@ def field_lookup() -> dict[str, str]:
 
 def process(delivery: Delivery) -> Delivery:
     """Parse and apply a stored delivery; its outcome says what happened. Safe to call again (replay)."""
+    if delivery.pruned_at is not None:  # `manage.py prune` removed the payload: keep what it said
+        return delivery
+    started = time.monotonic()
     delivery.attempts += 1
     delivery.processed_at = timezone.now()
     delivery.reason = ""
@@ -218,11 +248,12 @@ def process(delivery: Delivery) -> Delivery:
         )
     except impact.InvalidPayload as exc:
         delivery.outcome = Outcome.INVALID
-        delivery.reason = str(exc)
-        delivery.save(update_fields=["outcome", "reason", "traceback", "attempts", "processed_at"])
+        delivery.reason = _escape_nul(str(exc))
+        delivery.processing_ms = _elapsed_ms(started)
+        delivery.save(update_fields=_PROCESSED_FIELDS)
         return delivery
     except Exception as exc:  # a bug in the parser: keep the delivery for replay once fixed
-        return _failed(delivery, exc)
+        return _failed(delivery, exc, started)
 
     delivery.action_id = postback.action_id[:255]
     try:
@@ -231,25 +262,32 @@ def process(delivery: Delivery) -> Delivery:
             delays.after_apply(result)  # late postback alert; answers a missing change (issue 4)
             delivery.outcome = result.outcome
             delivery.event = result.event
-            delivery.save(
-                update_fields=["outcome", "reason", "traceback", "attempts", "processed_at", "action_id", "event"]
-            )
+            delivery.processing_ms = _elapsed_ms(started)
+            delivery.save(update_fields=[*_PROCESSED_FIELDS, "action_id", "event"])
     except Exception as exc:
-        return _failed(delivery, exc)
+        return _failed(delivery, exc, started)
     return delivery
 
 
-def _failed(delivery: Delivery, exc: Exception) -> Delivery:
+def _failed(delivery: Delivery, exc: Exception, started: float) -> Delivery:
     """Record a processing error with its traceback (call from an `except` block)."""
     logger.exception("delivery %s failed", delivery.pk)
     delivery.outcome = Outcome.FAILED
     delivery.event = None
     delivery.reason = _escape_nul(f"{type(exc).__name__}: {exc}")[:2000]
     delivery.traceback = _escape_nul(traceback.format_exc())[-20_000:]
+    delivery.processing_ms = _elapsed_ms(started)
     # If the database is gone this raises too: the view answers 503, the delivery stays
     # `received` (replayable) and impact.com's retry is deduplicated.
-    delivery.save(update_fields=["outcome", "reason", "traceback", "attempts", "processed_at", "action_id", "event"])
+    delivery.save(update_fields=[*_PROCESSED_FIELDS, "action_id", "event"])
     return delivery
+
+
+_PROCESSED_FIELDS = ["outcome", "reason", "traceback", "attempts", "processed_at", "processing_ms"]
+
+
+def _elapsed_ms(started: float) -> int:
+    return max(0, round((time.monotonic() - started) * 1000))
 
 
 def replay(deliveries) -> dict[str, int]:

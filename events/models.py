@@ -80,6 +80,8 @@ class RefusalReason(models.TextChoices):
     MISSING_CREDENTIAL = "missing_credential", "No credential presented"
     INVALID_CREDENTIAL = "invalid_credential", "Credential not recognised"
     EXPIRED_CREDENTIAL = "expired_credential", "Credential expired"
+    ADDRESS_NOT_ALLOWED = "address_not_allowed", "Source address not in the allow-list"
+    THROTTLED = "throttled", "Too many refused attempts from the address (429)"
 
 
 class RefusedAttempt(models.Model):
@@ -124,7 +126,8 @@ class Outcome(models.TextChoices):
 
 class DeliveryQuerySet(models.QuerySet):
     def replayable(self):
-        return self.filter(outcome__in=[Outcome.INVALID, Outcome.FAILED, Outcome.RECEIVED])
+        # A pruned delivery has no payload left to parse.
+        return self.filter(outcome__in=[Outcome.INVALID, Outcome.FAILED, Outcome.RECEIVED], pruned_at__isnull=True)
 
 
 class Delivery(models.Model):
@@ -153,6 +156,12 @@ class Delivery(models.Model):
         related_name="deliveries",
         help_text="The event this delivery applied, or duplicated.",
     )
+    processing_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Milliseconds spent parsing and applying it (last attempt)."
+    )
+    pruned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When `manage.py prune` removed its raw payload (body, query, headers)."
+    )
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -164,6 +173,10 @@ class Delivery(models.Model):
             models.Index(fields=["-received_at"], name="delivery_received"),
             # Admin search by ActionId.
             models.Index(fields=["action_id"], name="delivery_action_id"),
+            # `manage.py prune`: deliveries received before the cutoff whose payload is still there.
+            models.Index(
+                fields=["received_at"], name="delivery_unpruned_recv", condition=models.Q(pruned_at__isnull=True)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -685,3 +698,43 @@ class WatcherHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.last_run_at:%Y-%m-%d %H:%M:%S}"
+
+
+# =====================================================================================
+# Security (issue 6): the optional allow-list of source networks (events/security.py).
+# =====================================================================================
+
+
+class AllowedNetwork(models.Model):
+    """A source network postbacks may come from (impact.com publishes its ranges).
+
+    No active row: every address may send. Otherwise a postback from elsewhere is refused with
+    403 and recorded like any refusal. The address is the peer's, or the X-Forwarded-For entry
+    appended by a proxy listed in TRUSTED_PROXIES (see events/security.py).
+    """
+
+    cidr = models.CharField(
+        "network",
+        max_length=50,
+        unique=True,
+        help_text="An address or a network in CIDR form, IPv4 or IPv6: 203.0.113.0/24, 2001:db8::/32, 198.51.100.7.",
+    )
+    label = models.CharField(max_length=100, blank=True, help_text="e.g. 'impact.com, published 2026-11'.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["cidr"]
+
+    def __str__(self) -> str:
+        return f"{self.cidr} ({self.label})" if self.label else self.cidr
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .security import parse_network
+
+        try:
+            self.cidr = str(parse_network(self.cidr))
+        except ValueError as exc:
+            raise ValidationError({"cidr": str(exc)}) from exc

@@ -234,11 +234,88 @@ except (ValueError, KeyError) as exc:
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="postbacks@localhost")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# json: one JSON object per line (default in production); plain: human-readable. Both carry the
+# request id and, during a postback, the delivery id (events/logs.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="").strip().lower() or ("json" if PRODUCTION else "plain")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "events.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s delivery=%(delivery_id)s] %(message)s"
+        },
+        "json": {"()": "events.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+
+# --- Hardening (events/security.py, events/metrics.py) ------------------------------
+
+
+def _cidrs(name: str) -> list[str]:
+    import ipaddress
+
+    values = [v for v in env.list(name, default=[]) if v.strip()]
+    for value in values:
+        try:
+            ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {value!r} is not an IP address or CIDR network") from exc
+    return [value.strip() for value in values]
+
+
+INSTALLED_APPS += ["drf_spectacular"]
+# Request ids for log lines first; the Content-Security-Policy header on every response.
+MIDDLEWARE.insert(0, "events.logs.RequestContextMiddleware")
+MIDDLEWARE.insert(2, "events.security.SecurityHeadersMiddleware")
+
+# Shared by every gunicorn worker (and host, with the database cache): the refusal throttle
+# lives here. Default: the `django_cache` table (`manage.py createcachetable`, run by `make run`
+# and by the test database setup). filecache:///var/tmp/postbacks works for one host.
+try:
+    CACHES = {"default": env.cache_url_config(env.str("CACHE_URL", default="") or "dbcache://django_cache")}
+except (ValueError, KeyError) as exc:
+    raise ImproperlyConfigured(f"CACHE_URL is not a cache URL: {exc}") from exc
+POSTBACK_THROTTLE_CACHE = "default"
+# Refused postbacks allowed per client address before 429 (DRF rate: N/s, N/m, N/h, N/d;
+# empty: no throttle). Valid credentials are never throttled.
+POSTBACK_REFUSAL_THROTTLE_RATE = env.str("POSTBACK_REFUSAL_THROTTLE_RATE", default="30/m").strip()
+if POSTBACK_REFUSAL_THROTTLE_RATE:
+    import re as _re
+
+    if not _re.fullmatch(r"[1-9]\d*/[smhd]\w*", POSTBACK_REFUSAL_THROTTLE_RATE):
+        raise ImproperlyConfigured("POSTBACK_REFUSAL_THROTTLE_RATE must look like 30/m (per s, m, h or d)")
+# Proxies (CIDRs) whose X-Forwarded-For is believed; from anyone else the header is ignored.
+TRUSTED_PROXIES = _cidrs("TRUSTED_PROXIES")
+# No inline scripts or styles, no framing (frame-ancestors 'none'); empty disables the header.
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+).strip()
+# /metrics (Prometheus): a bearer token, or client addresses allowed without one.
+# With neither set, /metrics answers 403.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_CIDRS = _cidrs("METRICS_ALLOWED_CIDRS")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters")
+
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+SPECTACULAR_SETTINGS = {
+    "TITLE": "impact.com postbacks",
+    "DESCRIPTION": "The webhook endpoint impact.com calls for every action lifecycle change "
+    "(tracked, modified, reversed). See README.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema describes a public endpoint and holds no secret: served to anyone.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
 }

@@ -1,0 +1,123 @@
+"""The OpenAPI description of the postback endpoint (drf-spectacular), served at /api/schema/.
+
+The endpoint has no serializer (it stores raw bytes first), so the parameters, bodies and
+answers are described here by hand from impact.py's vocabulary; tests/test_openapi.py runs
+schemathesis against the description to keep the two in step.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+
+from . import impact
+from .models import DEFAULT_HEADER, Outcome, RefusalReason
+
+
+class CredentialScheme(OpenApiAuthenticationExtension):
+    target_class = "events.api.CredentialAuthentication"
+    name = ["credentialHeader", "credentialToken"]
+
+    def get_security_requirement(self, auto_schema):
+        return [{"credentialHeader": []}, {"credentialToken": []}]  # either one
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": DEFAULT_HEADER,
+                "description": "The credential impact.com support adds as a custom header (the header name is "
+                "per credential; this is the default).",
+            },
+            {
+                "type": "apiKey",
+                "in": "query",
+                "name": "token",
+                "description": "Fallback while support has not set up the header: `&token=<credential>`.",
+            },
+        ]
+
+
+class OutcomeSerializer(serializers.Serializer):
+    delivery = serializers.IntegerField(help_text="The stored delivery's id.")
+    outcome = serializers.ChoiceField(
+        choices=[Outcome.APPLIED, Outcome.DUPLICATE, Outcome.INVALID, Outcome.FAILED],
+        help_text="applied: a new event; duplicate: a retry of one already applied; invalid: kept with the "
+        "reason, fix the mapping and replay; failed: a processing error, kept with its traceback for replay.",
+    )
+
+
+class RefusalSerializer(serializers.Serializer):
+    error = serializers.ChoiceField(choices=["unauthorized", "forbidden"])
+    reason = serializers.ChoiceField(choices=[r.value for r in RefusalReason if r != RefusalReason.THROTTLED])
+    detail = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+PARAMETERS = [
+    OpenApiParameter(
+        macro,
+        OpenApiTypes.STR,
+        OpenApiParameter.QUERY,
+        required=False,
+        description=f"impact.com's {{{macro}}} macro ({kind}). Any case, snake_case and common aliases work; "
+        "empty or an unfilled {Macro} counts as absent.",
+    )
+    for macro, kind in impact.FIELDS.values()
+]
+
+BODY = {
+    "application/json": {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": "A flat object of the publisher's parameter names and impact.com macros.",
+    },
+    "application/x-www-form-urlencoded": {"type": "object", "additionalProperties": {"type": "string"}},
+    "application/xml": {"type": "string", "description": "<postback><ActionId>{ActionId}</ActionId>…</postback>"},
+}
+
+RESPONSES = {
+    200: OpenApiResponse(
+        OutcomeSerializer,
+        description="Stored; the outcome says what happened. Invalid and failed deliveries also answer 200: "
+        "a retry of the same bytes cannot succeed.",
+        examples=[OpenApiExample("applied", value={"delivery": 42, "outcome": "applied"})],
+    ),
+    401: OpenApiResponse(RefusalSerializer, description="No valid credential; counted and recorded (no secret)."),
+    403: OpenApiResponse(RefusalSerializer, description="The source address is not in the allow-list."),
+    405: OpenApiResponse(DetailSerializer, description="Only GET and POST are accepted."),
+    413: OpenApiResponse(ErrorSerializer, description="Body over POSTBACK_MAX_BODY_BYTES (from Content-Length)."),
+    414: OpenApiResponse(ErrorSerializer, description="Query string over POSTBACK_MAX_BODY_BYTES characters."),
+    429: OpenApiResponse(
+        DetailSerializer,
+        description="Too many refused postbacks from this address (Retry-After says when to retry). "
+        "A valid credential is never throttled.",
+    ),
+    503: OpenApiResponse(ErrorSerializer, description="The database is unavailable; nothing stored (Retry-After)."),
+}
+
+receive_get = extend_schema(
+    operation_id="postback_get",
+    summary="Receive a postback (GET, values in the query string; recommended)",
+    parameters=PARAMETERS,
+    request=None,
+    responses=RESPONSES,
+)
+receive_post = extend_schema(
+    operation_id="postback_post",
+    summary="Receive a postback (POST, JSON, form or XML body; query parameters are read too)",
+    parameters=PARAMETERS,
+    request=BODY,
+    responses=RESPONSES,
+)
