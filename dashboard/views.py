@@ -34,7 +34,7 @@ from events.models import (
     RefusedAttempt,
 )
 
-from . import charts, money
+from . import charts, folding, money
 from .cursor import BadCursor, Cursor, paginate
 from .exports import csv_response
 from .filters import DeliveryFilter, RefusedFilter, TimelineFilter
@@ -133,14 +133,12 @@ def _day_slots(start, end) -> list:
 def overview(request):
     period, period_error = _period(request)
     events = ActionEvent.objects.in_period(period.start, period.end)
-    summary = events.summary()
-    money_rows = events.money_by_currency()
-    totals = money.merge_totals(money_rows, MONEY_PARTS)
-    money_cards = [
-        {"currency": currency, **parts, "net": sum(parts.values(), Decimal(0))} for currency, parts in totals.items()
-    ]
-    main_currency = money_rows[0]["currency"] if money_rows else None
-    buckets = events.by_bucket(period.bucket, display_zone(), main_currency)
+    rows = events.period_rows(period.bucket, display_zone())
+    summary = folding.summary(rows)
+    percentiles = events.delay_percentiles((0.5, 0.95), count=summary["with_delay"])
+    summary["delay_p50"], summary["delay_p95"] = percentiles[0.5], percentiles[0.95]
+    main_currency = folding.main_currency(rows)
+    buckets = folding.per_bucket(rows, main_currency)
     deliveries = Delivery.objects.in_period(period.start, period.end).outcome_counts()
     last_received_at = Delivery.objects.last_received_at()
     context = {
@@ -148,7 +146,7 @@ def overview(request):
         "period_error": period_error,
         "summary": summary,
         "reversal_rate": summary["reversed"] / summary["tracked"] if summary["tracked"] else None,
-        "money_cards": money_cards,
+        "money_cards": folding.money_by_currency(rows),
         "chart": build_charts(buckets, period.buckets(display_zone()), period.bucket, main_currency),
         "deliveries": deliveries,
         "problem_deliveries": deliveries.get("invalid", 0) + deliveries.get("failed", 0),
@@ -200,9 +198,7 @@ def brands(request):
     events = ActionEvent.objects.in_period(period.start, period.end)
     if search:
         events = events.filter(brand__in=[b.pk for b in brand_list])
-    stats = events.per_brand()
-    money_rows = events.money_per_brand()
-    rows = _brand_rows(brand_list, stats, money_rows)
+    rows = _brand_rows(brand_list, events.brand_rows(), events.brand_percentiles(0.95))
 
     sort = request.GET.get("sort", "-actions")
     key = sort.lstrip("-")
@@ -251,27 +247,25 @@ def brands(request):
     )
 
 
-def _brand_rows(brand_list, stats, money_rows):
-    by_brand: dict[int, list[dict]] = {}
-    for row in money_rows:
-        by_brand.setdefault(row["brand_id"], []).append(row)
+def _brand_rows(brand_list, stat_rows, p95):
+    by_brand = folding.per_key(stat_rows, "brand_id")
     rows = []
     for brand in brand_list:
-        stat = stats.get(brand.pk, {})
-        totals = money.merge_totals(by_brand.get(brand.pk, []), MONEY_PARTS)
-        nets = [(currency, sum(parts.values(), Decimal(0))) for currency, parts in totals.items()]
-        tracked = stat.get("tracked", 0)
+        mine = by_brand.get(brand.pk, [])
+        stat = folding.summary(mine)
+        nets = [(m["currency"], m["net"]) for m in folding.money_by_currency(mine)]
+        tracked = stat["tracked"]
         rows.append(
             {
                 "brand": brand,
                 "tracked": tracked,
-                "modified": stat.get("modified", 0),
-                "reversed": stat.get("reversed", 0),
-                "events": stat.get("events", 0),
-                "reversal_rate": stat.get("reversed", 0) / tracked if tracked else None,
+                "modified": stat["modified"],
+                "reversed": stat["reversed"],
+                "events": stat["events"],
+                "reversal_rate": stat["reversed"] / tracked if tracked else None,
                 "nets": nets,
                 "net_sort": float(sum((n for _, n in nets), Decimal(0))),
-                "delay_p95": stat.get("delay_p95"),
+                "delay_p95": p95.get(brand.pk),
                 "open_alerts": 0,
             }
         )
@@ -395,7 +389,7 @@ def _slug(text: str) -> str:
 def action_detail(request, action_id):
     action = get_object_or_404(Action.objects.select_related("brand"), action_id=action_id)
     events = list(action.events.order_by("seq"))
-    deliveries = list(Delivery.objects.for_action(action).order_by("received_at", "id"))
+    deliveries = list(Delivery.objects.for_action(action, [e.pk for e in events]).order_by("received_at", "id"))
     by_event: dict[int, list] = {}
     unattached = []
     for delivery in deliveries:

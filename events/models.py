@@ -78,9 +78,10 @@ class DeliveryDashboardQueries:
     def last_received_at(self):
         return self.order_by("-received_at").values_list("received_at", flat=True).first()
 
-    def for_action(self, action):
-        """Deliveries that applied or duplicated one of its events, and those that failed for its ActionId."""
-        return self.filter(models.Q(event__action=action) | models.Q(action_id=action.action_id))
+    def for_action(self, action, event_ids):
+        """Deliveries that applied or duplicated one of its events (`event_ids`), and those that failed
+        for its ActionId: two index scans OR-ed together (the event_id foreign key and delivery_action_id)."""
+        return self.filter(models.Q(event_id__in=list(event_ids)) | models.Q(action_id=action.action_id))
 
 
 class RefusedAttemptDashboardQueries:
@@ -148,18 +149,32 @@ class ActionEventDashboardQueries:
             "lost": Coalesce(models.Sum("delta_payout", filter=models.Q(kind=EventKind.REVERSED, applied=True)), zero),
         }
 
-    def summary(self) -> dict:
-        """Counts and delay statistics over the queryset: one query (three on SQLite)."""
-        aggregates = self._counts()
-        postgres = supports_percentile_cont(self.db)
-        if postgres:
-            aggregates["delay_p50"] = PercentileCont("delay_seconds", 0.5)
-            aggregates["delay_p95"] = PercentileCont("delay_seconds", 0.95)
-        result = self.order_by().aggregate(**aggregates)
-        if not postgres:
-            for name, fraction in (("delay_p50", 0.5), ("delay_p95", 0.95)):
-                result[name] = self._percentile_fallback(fraction, result["with_delay"])
-        return result
+    def period_rows(self, bucket: str, tzinfo) -> list[dict]:
+        """One scan: counts, delays and money per (day or hour, currency). The overview folds these
+        few rows into its totals, its money per currency and its chart."""
+        trunc = TruncHour if bucket == "hour" else TruncDay
+        return list(
+            self.order_by()
+            .annotate(bucket=trunc("received_at", tzinfo=tzinfo))
+            .values("bucket", "currency")
+            .annotate(**self._counts(), **self._money())
+            .order_by("bucket", "currency")
+        )
+
+    def brand_rows(self) -> list[dict]:
+        """One scan: counts, delays and money per (brand, currency), for the brands list."""
+        return list(self.order_by().values("brand_id", "currency").annotate(**self._counts(), **self._money()))
+
+    def delay_percentiles(self, fractions=(0.5, 0.95), count: int | None = None) -> dict[float, float | None]:
+        """percentile_cont of delay_seconds in the database: one query on PostgreSQL; elsewhere one
+        bounded query per fraction (`count` = how many events carry a delay, if already known)."""
+        if supports_percentile_cont(self.db):
+            aggregates = {f"p{i}": PercentileCont("delay_seconds", f) for i, f in enumerate(fractions)}
+            row = self.order_by().aggregate(**aggregates)
+            return {f: row[f"p{i}"] for i, f in enumerate(fractions)}
+        if count is None:
+            count = self.filter(delay_seconds__isnull=False).count()
+        return {f: self._percentile_fallback(f, count) for f in fractions}
 
     def _percentile_fallback(self, fraction: float, n: int) -> float | None:
         """Bounded percentile_cont without PostgreSQL: read the two ordered values around the rank."""
@@ -172,24 +187,16 @@ class ActionEventDashboardQueries:
             .order_by("delay_seconds")
             .values_list("delay_seconds", flat=True)[lower : lower + 2]
         )
+        if not values:
+            return None
         return interpolate_percentile(values[0], values[1] if len(values) > 1 else None, position)
 
-    def money_by_currency(self) -> list[dict]:
-        """Payout gained, changed and lost, one row per currency."""
-        rows = self.order_by().values("currency").annotate(events=models.Count("id"), **self._money())
-        return sorted(rows, key=lambda row: -row["events"])
-
-    def per_brand(self) -> dict[int, dict]:
-        """Counts, delay p95 per brand: one query (two on SQLite)."""
-        aggregates = self._counts()
-        postgres = supports_percentile_cont(self.db)
-        if postgres:
-            aggregates["delay_p95"] = PercentileCont("delay_seconds", 0.95)
-        rows = {row["brand_id"]: row for row in self.order_by().values("brand_id").annotate(**aggregates)}
-        if not postgres:
-            for brand_id, p95 in self._per_brand_percentile_fallback(0.95).items():
-                rows[brand_id]["delay_p95"] = p95
-        return rows
+    def brand_percentiles(self, fraction: float = 0.95) -> dict[int, float | None]:
+        """percentile_cont of delay_seconds per brand: one query."""
+        if supports_percentile_cont(self.db):
+            rows = self.order_by().values("brand_id").annotate(p=PercentileCont("delay_seconds", fraction))
+            return {row["brand_id"]: row["p"] for row in rows}
+        return self._per_brand_percentile_fallback(fraction)
 
     def _per_brand_percentile_fallback(self, fraction: float) -> dict[int, float | None]:
         """At most two rows per brand, picked by window functions inside the database."""
@@ -218,12 +225,9 @@ class ActionEventDashboardQueries:
             result[brand_id] = interpolate_percentile(values.get(lower), values.get(lower + 1), position)
         return result
 
-    def money_per_brand(self) -> list[dict]:
-        return list(self.order_by().values("brand_id", "currency").annotate(events=models.Count("id"), **self._money()))
-
-    def by_bucket(self, kind: str, tzinfo, currency: str | None) -> list[dict]:
-        """Events per day (or hour) and kind, with net payout change in one currency."""
-        trunc = TruncHour if kind == "hour" else TruncDay
+    def by_bucket(self, bucket: str, tzinfo, currency: str | None) -> list[dict]:
+        """Events per day (or hour) and kind, with payout gained, changed and lost in one currency."""
+        trunc = TruncHour if bucket == "hour" else TruncDay
         currency_q = models.Q(currency=currency) if currency is not None else models.Q()
         return list(
             self.order_by()
