@@ -59,3 +59,12 @@ def test_failed_deliveries_for_the_action_are_shown_apart(staff_client, send):
 
 def test_unknown_action_is_404(staff_client):
     assert staff_client.get("/actions/missing/").status_code == 404
+
+
+def test_ids_with_slashes_and_odd_characters_still_link(staff_client, send):
+    send(ActionId="A/1?x#y", CampaignId="C/9", CreationDate=iso(NOW - timedelta(minutes=5)))
+    timeline = staff_client.get("/brands/C/9/")
+    assert timeline.status_code == 200
+    assert 'href="/actions/A/1%3Fx%23y/"' in timeline.content.decode()
+    assert staff_client.get("/actions/A/1%3Fx%23y/").context["action"].action_id == "A/1?x#y"
+    assert staff_client.get("/deliveries/").status_code == 200
