@@ -458,7 +458,8 @@ def pretty_payload(delivery) -> dict:
     if body.strip():
         with contextlib.suppress(ValueError, RecursionError):
             body = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    return {"pairs": pairs, "body": body}
+    headers = sorted((delivery.headers or {}).items()) if isinstance(delivery.headers, dict) else []
+    return {"pairs": pairs, "body": body, "headers": headers}
 
 
 # --- Deliveries ----------------------------------------------------------------------------

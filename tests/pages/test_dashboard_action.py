@@ -38,6 +38,7 @@ def test_duplicates_and_raw_payloads_are_listed_with_credentials_redacted(staff_
     assert credential.secret not in html
     assert "<code>token</code></th><td><code>[redacted]</code>" in html
     assert "<code>ActionId</code></th><td><code>A1</code>" in html
+    assert "<code>X-Postback-Token</code></th><td><code>[redacted]</code>" not in html  # sent as a parameter here
 
 
 def test_a_json_body_is_pretty_printed(staff_client, send):
@@ -68,3 +69,10 @@ def test_ids_with_slashes_and_odd_characters_still_link(staff_client, send):
     assert 'href="/actions/A/1%3Fx%23y/"' in timeline.content.decode()
     assert staff_client.get("/actions/A/1%3Fx%23y/").context["action"].action_id == "A/1?x#y"
     assert staff_client.get("/deliveries/").status_code == 200
+
+
+def test_credential_headers_show_redacted(staff_client, send, credential):
+    send(ActionId="H1", CreationDate=iso(NOW - timedelta(minutes=5)))
+    html = staff_client.get("/actions/H1/").content.decode()
+    assert credential.secret not in html
+    assert "<code>X-Postback-Token</code></th><td><code>[redacted]</code>" in html
