@@ -154,3 +154,32 @@ def test_csv_cells_cannot_become_formulas_but_numbers_stay_numbers():
     assert safe_cell("@SUM") == "'@SUM"
     assert safe_cell("-10.00") == "-10.00"
     assert safe_cell(None) == ""
+
+
+def test_grouped_rows_fold_into_totals_money_and_chart_buckets():
+    from dashboard import folding
+
+    day1, day2 = datetime(2026, 11, 19, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)
+    rows = [
+        {"bucket": day1, "currency": "USD", "events": 3, "tracked": 2, "reversed": 1, "late": 1, "delay_max": 900,
+         "gained": Decimal("20"), "changed": Decimal("0"), "lost": Decimal("-5")},
+        {"bucket": day1, "currency": "EUR", "events": 1, "tracked": 1, "delay_max": None, "gained": Decimal("9")},
+        {"bucket": day2, "currency": "USD", "events": 2, "modified": 2, "delay_max": 4000, "changed": Decimal("3")},
+    ]  # fmt: skip
+    total = folding.summary(rows)
+    assert (total["events"], total["tracked"], total["modified"], total["reversed"]) == (6, 3, 2, 1)
+    assert (total["late"], total["delay_max"]) == (1, 4000)
+    assert folding.main_currency(rows) == "USD"
+    usd, eur = folding.money_by_currency(rows)
+    assert (usd["currency"], usd["gained"], usd["changed"], usd["lost"], usd["net"]) == (
+        "USD", Decimal("20"), Decimal("3"), Decimal("-5"), Decimal("18")
+    )  # fmt: skip
+    assert (eur["currency"], eur["net"]) == ("EUR", Decimal("9"))
+    first, second = folding.per_bucket(rows, "USD")
+    assert (first["tracked"], first["gained"], second["modified"], second["changed"]) == (
+        3,
+        Decimal("20"),
+        2,
+        Decimal("3"),
+    )
+    assert folding.summary([])["delay_max"] is None and folding.main_currency([]) is None
