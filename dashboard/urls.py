@@ -4,6 +4,12 @@ from . import alerts, setup, views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("brands/", views.brands, name="brands"),
+    path("brands/<path:campaign_id>/", views.brand_timeline, name="brand"),
+    path("actions/<path:action_id>/", views.action_detail, name="action"),
+    path("deliveries/", views.deliveries, name="deliveries"),
+    path("deliveries/replay/", views.replay, name="replay"),
+    path("deliveries/refused/", views.refused, name="refused"),
     path("setup/", setup.setup, name="setup"),
     path("setup/test-postback/", setup.send_test_postback, name="setup-test-postback"),
     path("setup/test-postback/remove/", setup.remove_test_postback, name="setup-test-postback-remove"),

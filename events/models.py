@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce, Floor, RowNumber, TruncDay, TruncHour
 from django.utils import timezone
 
 DEFAULT_HEADER = "X-Postback-Token"
@@ -20,6 +21,246 @@ def hash_secret(secret: str) -> str:
 
 def generate_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+# === Dashboard queries (branch `dashboard`) ==========================================
+# Read-only queries behind the dashboard pages, mixed into the querysets below so that
+# views stay thin. Each page runs a fixed number of these, whatever the data size.
+
+
+class PercentileCont(models.Aggregate):
+    """PostgreSQL's `percentile_cont(f) WITHIN GROUP (ORDER BY expr)`; other backends use a fallback."""
+
+    function = "percentile_cont"
+    name = "PercentileCont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = models.FloatField()
+    allow_distinct = False
+
+    def __init__(self, expression, fraction: float, **extra):
+        fraction = float(fraction)
+        if not 0 <= fraction <= 1:
+            raise ValueError("fraction must be between 0 and 1")
+        super().__init__(expression, fraction=repr(fraction), **extra)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        if connection.vendor != "postgresql":
+            raise NotImplementedError("percentile_cont needs PostgreSQL; use the bounded fallback")
+        return super().as_sql(compiler, connection, **extra_context)
+
+
+def supports_percentile_cont(using: str = "default") -> bool:
+    from django.db import connections
+
+    return connections[using].vendor == "postgresql"
+
+
+def interpolate_percentile(lower: float | None, upper: float | None, position: float) -> float | None:
+    """percentile_cont between the two ordered values around `position` (0-based, fractional)."""
+    if lower is None:
+        return None
+    if upper is None:
+        return float(lower)
+    return float(lower) + (position - int(position)) * (float(upper) - float(lower))
+
+
+class DeliveryDashboardQueries:
+    def in_period(self, start, end):
+        return self.filter(received_at__gte=start, received_at__lt=end)
+
+    def newest_first(self):
+        return self.order_by("-received_at", "-id")
+
+    def outcome_counts(self) -> dict[str, int]:
+        rows = self.order_by().values("outcome").annotate(n=models.Count("id"))
+        return {row["outcome"]: row["n"] for row in rows}
+
+    def last_received_at(self):
+        return self.order_by("-received_at").values_list("received_at", flat=True).first()
+
+    def for_action(self, action, event_ids):
+        """Deliveries that applied or duplicated one of its events (`event_ids`), and those that failed
+        for its ActionId: two index scans OR-ed together (the event_id foreign key and delivery_action_id)."""
+        return self.filter(models.Q(event_id__in=list(event_ids)) | models.Q(action_id=action.action_id))
+
+
+class RefusedAttemptDashboardQueries:
+    def in_period(self, start, end):
+        return self.filter(at__gte=start, at__lt=end)
+
+
+class BrandDashboardQueries:
+    def search(self, text: str):
+        text = (text or "").strip()
+        if not text:
+            return self
+        return self.filter(models.Q(campaign_id=text) | models.Q(name__icontains=text))
+
+    def with_last_postback(self):
+        """Latest event received per brand: one index probe of event_brand_recv per brand."""
+        latest = ActionEvent.objects.filter(brand=models.OuterRef("pk")).order_by("-received_at", "-id")
+        return self.annotate(last_received_at=models.Subquery(latest.values("received_at")[:1]))
+
+
+class ActionDashboardQueries:
+    def matching(self, text: str):
+        """An action by its ActionId or its order id (exact)."""
+        return self.filter(models.Q(action_id=text) | models.Q(oid=text))
+
+
+class ActionEventDashboardQueries:
+    def in_period(self, start, end):
+        return self.filter(received_at__gte=start, received_at__lt=end)
+
+    def for_brand(self, brand):
+        return self.filter(brand=brand)
+
+    def newest_first(self):
+        return self.order_by("-received_at", "-id")
+
+    def _late_q(self, minutes: int) -> models.Q:
+        return models.Q(delay_seconds__gt=minutes * 60)
+
+    def _counts(self) -> dict:
+        late = settings.DELAY_LATE_AFTER_MINUTES
+        alert = settings.DELAY_ALERT_AFTER_MINUTES
+        count = models.Count("id")
+        return {
+            "events": count,
+            "tracked": models.Count("id", filter=models.Q(kind=EventKind.TRACKED)),
+            "modified": models.Count("id", filter=models.Q(kind=EventKind.MODIFIED)),
+            "reversed": models.Count("id", filter=models.Q(kind=EventKind.REVERSED)),
+            "with_delay": models.Count("delay_seconds"),
+            "late": models.Count("id", filter=self._late_q(late)),
+            "alert_late": models.Count("id", filter=self._late_q(alert)),
+            "delay_max": models.Max("delay_seconds"),
+        }
+
+    def _money(self) -> dict:
+        zero = models.Value(0, output_field=models.DecimalField(max_digits=20, decimal_places=6))
+        return {
+            # Payout of newly tracked actions.
+            "gained": Coalesce(models.Sum("payout", filter=models.Q(kind=EventKind.TRACKED)), zero),
+            # Payout deltas of modifications that took effect.
+            "changed": Coalesce(
+                models.Sum("delta_payout", filter=models.Q(kind=EventKind.MODIFIED, applied=True)), zero
+            ),
+            # Payout deltas of reversals that took effect (negative).
+            "lost": Coalesce(models.Sum("delta_payout", filter=models.Q(kind=EventKind.REVERSED, applied=True)), zero),
+        }
+
+    def period_rows(self, bucket: str, tzinfo) -> list[dict]:
+        """One scan: counts, delays and money per (day or hour, currency). The overview folds these
+        few rows into its totals, its money per currency and its chart."""
+        trunc = TruncHour if bucket == "hour" else TruncDay
+        return list(
+            self.order_by()
+            .annotate(bucket=trunc("received_at", tzinfo=tzinfo))
+            .values("bucket", "currency")
+            .annotate(**self._counts(), **self._money())
+            .order_by("bucket", "currency")
+        )
+
+    def brand_rows(self) -> list[dict]:
+        """One scan: counts, delays and money per (brand, currency), for the brands list."""
+        return list(self.order_by().values("brand_id", "currency").annotate(**self._counts(), **self._money()))
+
+    def delay_percentiles(self, fractions=(0.5, 0.95), count: int | None = None) -> dict[float, float | None]:
+        """percentile_cont of delay_seconds in the database: one query on PostgreSQL; elsewhere one
+        bounded query per fraction (`count` = how many events carry a delay, if already known)."""
+        if supports_percentile_cont(self.db):
+            aggregates = {f"p{i}": PercentileCont("delay_seconds", f) for i, f in enumerate(fractions)}
+            row = self.order_by().aggregate(**aggregates)
+            return {f: row[f"p{i}"] for i, f in enumerate(fractions)}
+        if count is None:
+            count = self.filter(delay_seconds__isnull=False).count()
+        return {f: self._percentile_fallback(f, count) for f in fractions}
+
+    def _percentile_fallback(self, fraction: float, n: int) -> float | None:
+        """Bounded percentile_cont without PostgreSQL: read the two ordered values around the rank."""
+        if not n:
+            return None
+        position = fraction * (n - 1)
+        lower = int(position)
+        values = list(
+            self.filter(delay_seconds__isnull=False)
+            .order_by("delay_seconds")
+            .values_list("delay_seconds", flat=True)[lower : lower + 2]
+        )
+        if not values:
+            return None
+        return interpolate_percentile(values[0], values[1] if len(values) > 1 else None, position)
+
+    def brand_percentiles(self, fraction: float = 0.95) -> dict[int, float | None]:
+        """percentile_cont of delay_seconds per brand: one query."""
+        if supports_percentile_cont(self.db):
+            rows = self.order_by().values("brand_id").annotate(p=PercentileCont("delay_seconds", fraction))
+            return {row["brand_id"]: row["p"] for row in rows}
+        return self._per_brand_percentile_fallback(fraction)
+
+    def _per_brand_percentile_fallback(self, fraction: float) -> dict[int, float | None]:
+        """At most two rows per brand, picked by window functions inside the database."""
+        ranked = (
+            self.filter(delay_seconds__isnull=False)
+            .order_by()
+            .annotate(
+                rank=models.Window(
+                    RowNumber(), partition_by=[models.F("brand_id")], order_by=models.F("delay_seconds").asc()
+                ),
+                n=models.Window(models.Count("id"), partition_by=[models.F("brand_id")]),
+            )
+            .annotate(lower=Floor((models.F("n") - 1) * fraction) + 1)
+            .filter(rank__gte=models.F("lower"), rank__lte=models.F("lower") + 1)
+            .values_list("brand_id", "rank", "n", "delay_seconds")
+        )
+        picked: dict[int, dict[int, int]] = {}
+        sizes: dict[int, int] = {}
+        for brand_id, rank, n, delay in ranked:
+            picked.setdefault(brand_id, {})[rank] = delay
+            sizes[brand_id] = n
+        result = {}
+        for brand_id, values in picked.items():
+            position = fraction * (sizes[brand_id] - 1)
+            lower = int(position) + 1
+            result[brand_id] = interpolate_percentile(values.get(lower), values.get(lower + 1), position)
+        return result
+
+    def by_bucket(self, bucket: str, tzinfo, currency: str | None) -> list[dict]:
+        """Events per day (or hour) and kind, with payout gained, changed and lost in one currency."""
+        trunc = TruncHour if bucket == "hour" else TruncDay
+        currency_q = models.Q(currency=currency) if currency is not None else models.Q()
+        return list(
+            self.order_by()
+            .annotate(bucket=trunc("received_at", tzinfo=tzinfo))
+            .values("bucket")
+            .annotate(
+                tracked=models.Count("id", filter=models.Q(kind=EventKind.TRACKED)),
+                modified=models.Count("id", filter=models.Q(kind=EventKind.MODIFIED)),
+                reversed=models.Count("id", filter=models.Q(kind=EventKind.REVERSED)),
+                gained=models.Sum("payout", filter=models.Q(kind=EventKind.TRACKED) & currency_q),
+                changed=models.Sum("delta_payout", filter=models.Q(kind=EventKind.MODIFIED, applied=True) & currency_q),
+                lost=models.Sum("delta_payout", filter=models.Q(kind=EventKind.REVERSED, applied=True) & currency_q),
+            )
+            .order_by("bucket")
+        )
+
+    def before_cursor(self, received_at, pk):
+        """Keyset pagination: events older than (received_at, id), served by event_brand_recv."""
+        return self.filter(received_at__lte=received_at).exclude(received_at=received_at, id__gte=pk)
+
+    def after_cursor(self, received_at, pk):
+        return self.filter(received_at__gte=received_at).exclude(received_at=received_at, id__lte=pk)
+
+
+class RefusedAttemptQuerySet(RefusedAttemptDashboardQueries, models.QuerySet):
+    pass
+
+
+class BrandQuerySet(BrandDashboardQueries, models.QuerySet):
+    pass
+
+
+# === End of dashboard queries ==========================================================
 
 
 class CredentialQuerySet(models.QuerySet):
@@ -98,6 +339,8 @@ class RefusedAttempt(models.Model):
     header_names = models.JSONField(default=list)
     size = models.PositiveIntegerField(default=0)
 
+    objects = RefusedAttemptQuerySet.as_manager()
+
     class Meta:
         ordering = ["-at", "-id"]
 
@@ -124,7 +367,7 @@ class Outcome(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class DeliveryQuerySet(models.QuerySet):
+class DeliveryQuerySet(DeliveryDashboardQueries, models.QuerySet):
     def replayable(self):
         # A pruned delivery has no payload left to parse.
         return self.filter(outcome__in=[Outcome.INVALID, Outcome.FAILED, Outcome.RECEIVED], pruned_at__isnull=True)
@@ -196,6 +439,8 @@ class Brand(models.Model):
     name = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = BrandQuerySet.as_manager()
+
     class Meta:
         ordering = ["name", "campaign_id"]
 
@@ -259,7 +504,7 @@ def _money(**kwargs):
     return models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True, **kwargs)
 
 
-class ActionQuerySet(models.QuerySet):
+class ActionQuerySet(ActionDashboardQueries, models.QuerySet):
     def for_brand(self, brand):
         return self.filter(brand=brand)
 
@@ -313,13 +558,18 @@ class Action(models.Model):
         indexes = [
             # Brand timeline and brands list: a brand's actions.
             models.Index(fields=["brand", "state"], name="action_brand_state"),
+            # Dashboard (branch `dashboard`): brand timeline filters "tracker" and "sub id",
+            # and the action id / order id search of the brand timeline.
+            models.Index(fields=["brand", "action_tracker_id"], name="action_brand_tracker"),
+            models.Index(fields=["brand", "sub_id1"], name="action_brand_sub_id1"),
+            models.Index(fields=["oid"], name="action_oid"),
         ]
 
     def __str__(self) -> str:
         return self.action_id
 
 
-class ActionEventQuerySet(models.QuerySet):
+class ActionEventQuerySet(ActionEventDashboardQueries, models.QuerySet):
     def late(self):
         """Postbacks that arrived later than impact.com's 15-minute promise (API events have no delay)."""
         return self.filter(source=EventSource.POSTBACK, delay_seconds__gt=settings.DELAY_LATE_AFTER_MINUTES * 60)
@@ -373,6 +623,10 @@ class ActionEvent(models.Model):
             models.Index(fields=["brand", "-received_at", "-id"], name="event_brand_recv"),
             # Overview: events in a period, by kind.
             models.Index(fields=["received_at", "kind"], name="event_recv_kind"),
+            # Dashboard (branch `dashboard`): brand timeline filtered by kind or by state,
+            # newest first with keyset pagination on (received_at, id).
+            models.Index(fields=["brand", "kind", "-received_at", "-id"], name="event_brand_kind_recv"),
+            models.Index(fields=["brand", "to_state", "-received_at", "-id"], name="event_brand_state_recv"),
         ]
 
     def __str__(self) -> str:

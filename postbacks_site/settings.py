@@ -5,6 +5,7 @@ ImproperlyConfigured naming the variable.
 """
 
 import secrets
+import zoneinfo as _zoneinfo
 from pathlib import Path
 
 import environ
@@ -148,6 +149,12 @@ USE_I18N = True
 USE_TZ = True
 # Times on the dashboard are shown in this zone, with its name.
 DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
+try:
+    _zoneinfo.ZoneInfo(DISPLAY_TIME_ZONE)
+except (ValueError, _zoneinfo.ZoneInfoNotFoundError) as exc:
+    raise ImproperlyConfigured(
+        f"DISPLAY_TIME_ZONE must be an IANA time zone name such as Europe/Paris, not {DISPLAY_TIME_ZONE!r}"
+    ) from exc
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

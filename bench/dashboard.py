@@ -1,0 +1,299 @@
+"""Dashboard scale benchmark: page server time at 10,000 and at 1,000,000 events.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/h_dashboard_bench .venv/bin/python bench/dashboard.py
+
+Fills PostgreSQL by bulk load (COPY through psycopg, never the endpoint) with histories over
+50 brands arriving at a steady rate (about 2,740 events a day, so a million events is a year),
+one schema per size (`bench_10k`, `bench_1m`) in the bench database. A filled schema is reused
+on the next run (`--refill` rebuilds it). Then it times each page through Django's test client
+with a logged-in staff user (server time: routing, queries, template rendering), prints the
+median of `--runs` runs per page and the ratio 1M / 10k.
+
+Target: every page under 150 ms at 1M events, and a ratio under 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "postbacks_site.settings")
+
+SIZES = {"bench_10k": 10_000, "bench_1m": 1_000_000}
+BRANDS = 50
+YEAR = timedelta(days=365)
+RATE = YEAR / 1_000_000  # time between two events: the same rate whatever the size
+ANCHOR = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # "now" of the data; the clock is moved there
+
+
+def setup_django():
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit("Set DATABASE_URL to a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/h_dashboard_bench")
+    ensure_database(url)
+    import django
+
+    django.setup()
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def use_schema(schema: str) -> None:
+    from django.db import connection
+
+    connection.close()
+    connection.settings_dict.setdefault("OPTIONS", {})["options"] = f"-c search_path={schema}"
+
+
+def schema_ready(schema: str, size: int) -> bool:
+    from django.db import connection
+
+    use_schema("public")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = 'bench_meta'", [schema]
+        )
+        if not cursor.fetchone():
+            return False
+        cursor.execute(f"SELECT events FROM {schema}.bench_meta")
+        row = cursor.fetchone()
+    return bool(row) and row[0] == size
+
+
+# --- Data ---------------------------------------------------------------------------------
+
+
+def _delay(i: int) -> int | None:
+    """Mostly on time; 4 % late, 1 % over an hour; 5 % unknown (no impact-side time)."""
+    r = (i * 7919) % 100
+    if r < 5:
+        return None
+    if r < 6:
+        return 3600 + (i * 131) % 7200
+    if r < 10:
+        return 900 + (i * 37) % 2700
+    return 20 + (i * 53) % 600
+
+
+def generate(size: int):
+    """Yield (action row, [event rows]) newest first until `size` events are made."""
+    made = 0
+    i = 0
+    while made < size:
+        tracked_at = ANCHOR - RATE * 1.4 * i - timedelta(seconds=1)
+        brand = i % BRANDS + 1
+        currency = "EUR" if brand % 10 == 0 else "USD"
+        payout = Decimal(5 + (i * 17) % 95)
+        kinds = [("tracked", tracked_at, payout, None)]
+        if i % 10 < 3:
+            kinds.append(("modified", tracked_at + timedelta(hours=1 + i % 72), payout + 2, Decimal(2)))
+        if i % 100 < 8:
+            kinds.append(("reversed", tracked_at + timedelta(days=2 + i % 20), Decimal(0), -payout))
+        kinds = [k for k in kinds if k[1] < ANCHOR][: size - made]
+        made += len(kinds)
+        yield i, brand, currency, kinds
+        i += 1
+
+
+def fill(schema: str, size: int) -> None:
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import connection
+
+    print(f"  filling {schema} with {size:,} events (COPY)…", flush=True)
+    started = time.perf_counter()
+    use_schema("public")
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        cursor.execute(f"CREATE SCHEMA {schema}")
+    use_schema(schema)
+    call_command("migrate", verbosity=0)
+
+    from events.models import Action, ActionEvent, Brand, Delivery
+
+    def columns(model):
+        return [f.column for f in model._meta.concrete_fields]
+
+    def defaults(model):
+        return {f.column: f.get_default() for f in model._meta.concrete_fields}
+
+    def row(model_defaults, cols, values):
+        merged = {**model_defaults, **values}
+        return [json.dumps(merged[c]) if isinstance(merged[c], dict | list) else merged[c] for c in cols]
+
+    brand_cols, action_cols, event_cols, delivery_cols = (columns(m) for m in (Brand, Action, ActionEvent, Delivery))
+    brand_def, action_def, event_def, delivery_def = (defaults(m) for m in (Brand, Action, ActionEvent, Delivery))
+    with connection.cursor() as cursor:
+        with cursor.copy(f"COPY events_brand ({', '.join(brand_cols)}) FROM STDIN") as copy:
+            for b in range(1, BRANDS + 1):
+                copy.write_row(
+                    row(
+                        brand_def,
+                        brand_cols,
+                        {"id": b, "campaign_id": str(5000 + b), "name": f"Brand {b:02d}", "created_at": ANCHOR - YEAR},
+                    )
+                )
+        # One COPY at a time per connection: the (deterministic) history is generated once per table.
+        with cursor.copy(f"COPY events_action ({', '.join(action_cols)}) FROM STDIN") as copy:
+            for i, brand, currency, kinds in generate(size):
+                last = kinds[-1]
+                copy.write_row(row(action_def, action_cols, {
+                    "id": i + 1, "action_id": f"{5000 + brand}-{i}", "brand_id": brand, "state": last[0],
+                    "status": "REVERSED" if last[0] == "reversed" else "PENDING", "amount": last[2] * 10,
+                    "payout": last[2], "currency": currency, "oid": f"ORD{i}", "action_tracker_id": str(7 + i % 3),
+                    "action_tracker_name": "Online Sale", "sub_id1": f"s{i % 20}", "tracked_seen": True,
+                    "event_count": len(kinds), "first_received_at": kinds[0][1], "last_received_at": last[1],
+                    "money_fingerprint": "",
+                }))  # fmt: skip
+        event_id = 0
+        with cursor.copy(f"COPY events_actionevent ({', '.join(event_cols)}) FROM STDIN") as copy:
+            for i, brand, currency, kinds in generate(size):
+                before, state = None, ""
+                for seq, (kind, received, payout, delta) in enumerate(kinds, start=1):
+                    event_id += 1
+                    delay = _delay(event_id)
+                    changes = {"payout": [before, str(payout)]}
+                    if kind == "reversed":
+                        changes["status"] = ["PENDING", "REVERSED"]
+                    copy.write_row(row(event_def, event_cols, {
+                        "id": event_id, "action_id": i + 1, "brand_id": brand, "seq": seq, "kind": kind,
+                        "from_state": state, "to_state": kind, "changes": changes,
+                        "status": "REVERSED" if kind == "reversed" else "PENDING", "amount": payout * 10,
+                        "payout": payout, "delta_payout": delta, "currency": currency,
+                        "changed_at": None if delay is None else received - timedelta(seconds=delay),
+                        "received_at": received, "delay_seconds": delay, "fingerprint": f"f{event_id}",
+                        "duplicate_count": 1 if event_id % 50 == 0 else 0, "extra": {},
+                    }))  # fmt: skip
+                    before, state = str(payout), kind
+
+        def deliveries():
+            eid = 0
+            for i, brand, _currency, kinds in generate(size):
+                for kind, received, payout, _delta in kinds:
+                    eid += 1
+                    yield eid, received, f"{5000 + brand}-{i}", kind, payout
+
+        with cursor.copy(f"COPY events_delivery ({', '.join(delivery_cols)}) FROM STDIN") as copy:
+            for n, (eid, received, action_id, kind, payout) in enumerate(deliveries(), start=1):
+                outcome = "invalid" if n % 500 == 0 else "applied"
+                copy.write_row(row(delivery_def, delivery_cols, {
+                    "id": n, "received_at": received, "method": "GET", "path": "/postbacks/impact/",
+                    "query_string": f"ActionId={action_id}&Status={kind}&Payout={payout}&token=[redacted]",
+                    "body": b"", "headers": {}, "outcome": outcome, "attempts": 1, "processed_at": received,
+                    "reason": "Payout='x' is not a decimal amount" if outcome == "invalid" else "",
+                    "action_id": action_id if outcome == "applied" else "",
+                    "event_id": eid if outcome == "applied" else None,
+                }))  # fmt: skip
+        for table in ("events_brand", "events_action", "events_actionevent", "events_delivery"):
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        cursor.execute("CREATE TABLE bench_meta (events integer)")
+        cursor.execute("INSERT INTO bench_meta VALUES (%s)", [size])
+    User.objects.create_user("bench", password="bench-password-1", is_staff=True)
+    connection.close()
+    use_schema(schema)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    print(f"  filled in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+# --- Timing ---------------------------------------------------------------------------------
+
+
+def pages(schema: str) -> list[tuple[str, str]]:
+    """The pages to time, with targets found in this schema's data (not timed)."""
+    from dashboard.cursor import Cursor
+    from events.models import Action, ActionEvent, Brand
+
+    brand = Brand.objects.get(campaign_id="5001")
+    count = ActionEvent.objects.for_brand(brand).count()
+    deep = ActionEvent.objects.for_brand(brand).order_by("-received_at", "-id")[int(count * 0.9)]
+    cursor = Cursor(deep.received_at, deep.pk).encode()
+    action = Action.objects.filter(brand=brand, event_count=3).order_by("-last_received_at").first()
+    return [
+        ("overview (7 d)", "/"),
+        ("overview (30 d)", "/?period=30d"),
+        ("brands (7 d)", "/brands/"),
+        ("brand timeline, page 1", "/brands/5001/"),
+        (f"brand timeline, deep page (row {int(count * 0.9):,})", f"/brands/5001/?before={cursor}"),
+        ("brand timeline, kind=reversed + late", "/brands/5001/?kind=reversed&late=on"),
+        ("brand timeline, state + tracker + dates", "/brands/5001/?state=modified&tracker=8&date_from=2026-09-01"),
+        ("action detail", f"/actions/{action.action_id}/"),
+        ("deliveries, invalid", "/deliveries/?outcome=invalid"),
+    ]
+
+
+def time_pages(schema: str, runs: int) -> dict[str, float]:
+    import time_machine
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    use_schema(schema)
+    results = {}
+    with time_machine.travel(ANCHOR, tick=True):
+        client = Client()
+        client.force_login(User.objects.get(username="bench"))
+        for name, url in pages(schema):
+            client.get(url)  # warm caches and templates
+            samples, cpu = [], []
+            for _ in range(runs):
+                started, started_cpu = time.perf_counter(), time.process_time()
+                response = client.get(url)
+                samples.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time() - started_cpu) * 1000)
+                assert response.status_code == 200, (url, response.status_code)
+            results[name.split(" (row")[0]] = statistics.median(samples)
+            print(
+                f"  {name:<52} {statistics.median(samples):7.1f} ms  (Python CPU {statistics.median(cpu):5.1f} ms)",
+                flush=True,
+            )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--refill", action="store_true", help="rebuild the data even if a filled schema exists")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per page (median shown)")
+    args = parser.parse_args()
+    setup_django()
+    from django.conf import settings
+
+    settings.ALLOWED_HOSTS = ["testserver", *settings.ALLOWED_HOSTS]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    timings = {}
+    for schema, size in SIZES.items():
+        print(f"{size:,} events ({schema})", flush=True)
+        if args.refill or not schema_ready(schema, size):
+            fill(schema, size)
+        timings[size] = time_pages(schema, args.runs)
+    small, large = timings[10_000], timings[1_000_000]
+    print(f"\n{'page':<40} {'10k ms':>8} {'1M ms':>8} {'1M/10k':>7}")
+    worst = 0.0
+    for name in small:
+        ratio = large[name] / small[name]
+        worst = max(worst, large[name])
+        print(f"{name:<40} {small[name]:8.1f} {large[name]:8.1f} {ratio:7.2f}")
+    print(f"\nslowest page at 1M: {worst:.1f} ms (target < 150 ms); load average now {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Keyset pagination cursors on (received_at, id), pure Python.
+
+A cursor is an opaque, URL-safe token of the boundary row; page 1,000 costs what page 1
+costs because the query seeks to the boundary in the index instead of counting rows.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+class BadCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Cursor:
+    at: datetime
+    pk: int
+
+    def encode(self) -> str:
+        raw = f"{self.at.astimezone(UTC).isoformat()}|{self.pk}"
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode()
+            at_text, pk_text = raw.split("|")
+            at = datetime.fromisoformat(at_text)
+            pk = int(pk_text)
+        except (ValueError, UnicodeError) as exc:
+            raise BadCursor("this page link is not valid") from exc
+        if at.tzinfo is None or pk < 0:
+            raise BadCursor("this page link is not valid")
+        return cls(at, pk)
+
+
+@dataclass
+class Page:
+    rows: list
+    newer: str | None  # cursor for the page of newer rows, None on the first page
+    older: str | None  # cursor for the page of older rows, None on the last page
+
+
+def paginate(fetch_older, fetch_newer, *, before: str | None, after: str | None, size: int, key) -> Page:
+    """Fetch one page. `fetch_older(cursor|None, limit)` returns rows newest first below the cursor;
+    `fetch_newer(cursor, limit)` returns rows oldest first above it. `key(row)` gives its Cursor."""
+    if after:
+        rows = list(fetch_newer(Cursor.decode(after), size + 1))
+        more_newer = len(rows) > size
+        rows = list(reversed(rows[:size]))
+        older = key(rows[-1]).encode() if rows else before
+        newer = key(rows[0]).encode() if rows and more_newer else None
+        return Page(rows, newer, older)
+    cursor = Cursor.decode(before) if before else None
+    rows = list(fetch_older(cursor, size + 1))
+    more_older = len(rows) > size
+    rows = rows[:size]
+    older = key(rows[-1]).encode() if rows and more_older else None
+    newer = key(rows[0]).encode() if rows and cursor is not None else None
+    return Page(rows, newer, older)

@@ -1,0 +1,109 @@
+"""django-filter FilterSets for the brand timeline and the deliveries log.
+
+Date filters are whole days in the display time zone. Invalid values show an error
+beside their field and are ignored, so the page still answers.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import django_filters
+from django import forms
+
+from events.models import Action, ActionEvent, ActionState, Delivery, EventKind, Outcome, RefusalReason, RefusedAttempt
+
+from .periods import day_start
+
+
+class CheckboxFilter(django_filters.BooleanFilter):
+    field_class = forms.BooleanField
+
+
+class DayRangeMixin(django_filters.FilterSet):
+    date_from = django_filters.DateFilter(
+        label="From", method="filter_from", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = django_filters.DateFilter(label="To", method="filter_to", widget=forms.DateInput(attrs={"type": "date"}))
+    time_field = "received_at"
+
+    def __init__(self, *args, tz, **kwargs):
+        self.tz = tz
+        super().__init__(*args, **kwargs)
+
+    def filter_from(self, queryset, name, value):
+        return queryset.filter(**{f"{self.time_field}__gte": day_start(value, self.tz)})
+
+    def filter_to(self, queryset, name, value):
+        return queryset.filter(**{f"{self.time_field}__lt": day_start(value + timedelta(days=1), self.tz)})
+
+    def day_range(self):
+        """(start, end) of the chosen dates as aware datetimes; None where not chosen or invalid."""
+        data = self.form.cleaned_data if self.form.is_valid() else {}
+        first, last = data.get("date_from"), data.get("date_to")
+        start = day_start(first, self.tz) if first else None
+        end = day_start(last + timedelta(days=1), self.tz) if last else None
+        return start, end
+
+
+class TimelineFilter(DayRangeMixin):
+    kind = django_filters.ChoiceFilter(choices=EventKind.choices, empty_label="Any kind")
+    state = django_filters.ChoiceFilter(
+        field_name="to_state", label="State after", choices=ActionState.choices, empty_label="Any state"
+    )
+    late = CheckboxFilter(label="Late only", method="filter_late", required=False)
+    tracker = django_filters.CharFilter(label="Tracker ID", method="filter_tracker")
+    sub_id = django_filters.CharFilter(label="Sub ID 1", method="filter_sub_id")
+    q = django_filters.CharFilter(label="Action or order ID", method="filter_q")
+
+    class Meta:
+        model = ActionEvent
+        fields = ["date_from", "date_to", "kind", "state", "late", "tracker", "sub_id", "q"]
+
+    def __init__(self, *args, brand, **kwargs):
+        self.brand = brand
+        super().__init__(*args, **kwargs)
+
+    def _actions(self):
+        return Action.objects.for_brand(self.brand)
+
+    def filter_late(self, queryset, name, value):
+        return queryset.late() if value else queryset
+
+    def filter_tracker(self, queryset, name, value):
+        return queryset.filter(action__in=self._actions().filter(action_tracker_id=value.strip()).values("id"))
+
+    def filter_sub_id(self, queryset, name, value):
+        return queryset.filter(action__in=self._actions().filter(sub_id1=value.strip()).values("id"))
+
+    def filter_q(self, queryset, name, value):
+        return queryset.filter(action__in=self._actions().matching(value.strip()).values("id"))
+
+
+class NumberInFilter(django_filters.BaseInFilter, django_filters.NumberFilter):
+    pass
+
+
+class DeliveryFilter(DayRangeMixin):
+    outcome = django_filters.ChoiceFilter(choices=Outcome.choices, empty_label="Any outcome")
+    action_id = django_filters.CharFilter(label="Action ID", method="filter_action_id")
+    ids = NumberInFilter(field_name="id", label="Delivery IDs")
+
+    class Meta:
+        model = Delivery
+        fields = ["date_from", "date_to", "outcome", "action_id", "ids"]
+
+    def filter_action_id(self, queryset, name, value):
+        return queryset.filter(action_id=value.strip())
+
+
+class RefusedFilter(DayRangeMixin):
+    time_field = "at"
+    reason = django_filters.ChoiceFilter(
+        choices=RefusalReason.choices,
+        empty_label="Any reason",
+    )
+
+    class Meta:
+        model = RefusedAttempt
+        fields = ["date_from", "date_to", "reason"]

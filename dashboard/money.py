@@ -1,0 +1,53 @@
+"""Money formatting, pure Python: amounts with their currency, signed deltas, totals per currency."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+
+MINUS = "\u2212"  # a real minus sign: lines up with "+" and reads better than a hyphen
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "AUD": "A$", "CAD": "C$", "INR": "₹"}
+ZERO_DECIMAL_CURRENCIES = {"JPY", "KRW", "VND", "CLP", "ISK", "HUF"}
+
+
+def decimals_for(currency: str) -> int:
+    return 0 if (currency or "").upper() in ZERO_DECIMAL_CURRENCIES else 2
+
+
+def quantize(amount: Decimal, currency: str = "") -> Decimal:
+    places = decimals_for(currency)
+    return Decimal(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+
+
+def format_money(amount, currency: str = "", *, signed: bool = False) -> str:
+    """`$1,234.50`, `1,234.50 SEK`, `−$3.00`; with `signed`, positives get a `+`. None gives ``."""
+    if amount is None:
+        return ""
+    currency = (currency or "").upper()
+    value = quantize(Decimal(amount), currency)
+    places = decimals_for(currency)
+    digits = f"{abs(value):,.{places}f}"
+    sign = MINUS if value < 0 else ("+" if signed and value > 0 else "")
+    symbol = SYMBOLS.get(currency)
+    if symbol:
+        return f"{sign}{symbol}{digits}"
+    if currency:
+        return f"{sign}{digits} {currency}"
+    return f"{sign}{digits}"
+
+
+def plain_amount(amount, currency: str = "") -> str:
+    """For CSV: `-1234.50`, no grouping, no symbol (the currency has its own column)."""
+    if amount is None:
+        return ""
+    return format(quantize(Decimal(amount), currency), "f")
+
+
+def merge_totals(rows: list[dict], fields: tuple[str, ...]) -> dict[str, dict[str, Decimal]]:
+    """Rows of {currency, field: amount} (one or more per currency) -> {currency: {field: total}}."""
+    totals: dict[str, dict[str, Decimal]] = {}
+    for row in rows:
+        currency = (row.get("currency") or "").upper()
+        bucket = totals.setdefault(currency, dict.fromkeys(fields, Decimal(0)))
+        for name in fields:
+            bucket[name] += Decimal(row.get(name) or 0)
+    return totals

@@ -1,0 +1,62 @@
+"""Each page runs a fixed number of queries, whether there are 10 events or 1,000."""
+
+import pytest
+
+from events.models import Action, Brand
+
+# Session and user lookups included. SQLite computes percentiles with a bounded fallback
+# (two or three more queries), so the limits are the SQLite counts.
+PAGES = [
+    ("overview", lambda b, a: "/", 10),
+    ("overview 30 days", lambda b, a: "/?period=30d", 10),
+    ("brands", lambda b, a: "/brands/?sort=delay_p95", 6),
+    ("brand timeline", lambda b, a: f"/brands/{b.campaign_id}/", 5),
+    (
+        "filtered timeline",
+        lambda b, a: (
+            f"/brands/{b.campaign_id}/?kind=reversed&state=reversed&late=on&tracker=7&sub_id=sub0&date_from=2026-11-16"
+        ),
+        5,
+    ),
+    ("action detail", lambda b, a: f"/actions/{a.action_id}/", 5),
+    ("deliveries", lambda b, a: "/deliveries/?outcome=applied", 3),
+    ("refused attempts", lambda b, a: "/deliveries/refused/", 4),
+]
+
+
+@pytest.mark.parametrize("size", [10, 1000])
+@pytest.mark.parametrize(("name", "url", "limit"), PAGES, ids=[p[0] for p in PAGES])
+def test_page_query_count_does_not_grow_with_the_data(
+    staff_client, make_history, django_assert_max_num_queries, size, name, url, limit
+):
+    make_history(size)
+    brand = Brand.objects.get(campaign_id="1001")
+    action = Action.objects.filter(brand=brand).order_by("action_id").first()
+    with django_assert_max_num_queries(limit):
+        response = staff_client.get(url(brand, action))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("size", [10, 1000])
+def test_deep_timeline_page_costs_what_the_first_costs(staff_client, make_history, django_assert_max_num_queries, size):
+    make_history(size, brands=1)
+    response = staff_client.get("/brands/1001/")
+    cursor = response.context["page"].older
+    pages = 1
+    while cursor and pages < 5:
+        with django_assert_max_num_queries(5):
+            response = staff_client.get(f"/brands/1001/?before={cursor}")
+        cursor = response.context["page"].older
+        pages += 1
+    assert pages == (5 if size == 1000 else 1)
+
+
+@pytest.mark.parametrize("size", [10, 1000])
+def test_csv_export_streams_with_a_fixed_number_of_queries(
+    staff_client, make_history, django_assert_max_num_queries, size
+):
+    make_history(size, brands=1)
+    with django_assert_max_num_queries(4):
+        response = staff_client.get("/brands/1001/?format=csv")
+        lines = b"".join(response.streaming_content).decode("utf-8-sig").strip().splitlines()
+    assert len(lines) == size + 1
