@@ -29,6 +29,7 @@ from events.models import (
     ActionEvent,
     Brand,
     Credential,
+    DelayAlert,
     Delivery,
     RefusalCounter,
     RefusedAttempt,
@@ -78,8 +79,8 @@ def _period(request):
 
 
 def _open_alerts() -> int:
-    """Open delay alerts. The delay-alerts feature replaces this placeholder."""
-    return 0
+    """Delay alerts not resolved yet (open or acknowledged)."""
+    return DelayAlert.objects.active().count()
 
 
 def _bucket_label(moment, bucket: str) -> str:
@@ -198,7 +199,9 @@ def brands(request):
     events = ActionEvent.objects.in_period(period.start, period.end)
     if search:
         events = events.filter(brand__in=[b.pk for b in brand_list])
-    rows = _brand_rows(brand_list, events.brand_rows(), events.brand_percentiles(0.95))
+    rows = _brand_rows(
+        brand_list, events.brand_rows(), events.brand_percentiles(0.95), DelayAlert.objects.open_counts_by_brand()
+    )
 
     sort = request.GET.get("sort", "-actions")
     key = sort.lstrip("-")
@@ -247,7 +250,7 @@ def brands(request):
     )
 
 
-def _brand_rows(brand_list, stat_rows, p95):
+def _brand_rows(brand_list, stat_rows, p95, alert_counts):
     by_brand = folding.per_key(stat_rows, "brand_id")
     rows = []
     for brand in brand_list:
@@ -266,7 +269,7 @@ def _brand_rows(brand_list, stat_rows, p95):
                 "nets": nets,
                 "net_sort": float(sum((n for _, n in nets), Decimal(0))),
                 "delay_p95": p95.get(brand.pk),
-                "open_alerts": 0,
+                "open_alerts": alert_counts.get(brand.pk, 0),
             }
         )
     return rows
@@ -349,6 +352,9 @@ def brand_timeline(request, campaign_id):
     if wants_csv(request):
         return csv_response(f"brand-{_slug(campaign_id)}-events.csv", EVENT_CSV_HEADER, _event_csv(events, campaign_id))
     page = _page(request, events.select_related("action"))
+    alert_by_event = DelayAlert.objects.active_by_event([e.pk for e in page.rows])
+    for event in page.rows:
+        event.active_alert_id = alert_by_event.get(event.pk)
 
     start, end = filterset.day_range()
     end = end or timezone.now()
