@@ -74,7 +74,7 @@ def reset() -> None:
     Brand.objects.all().delete()
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_arrival_order_and_repeats_end_in_the_same_action_and_history(send, data):
     postbacks = data.draw(lifecycles(), label="postbacks")

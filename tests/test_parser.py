@@ -384,7 +384,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(names, values), max_size=12))
 def test_any_query_string_either_parses_or_is_invalid_payload(pairs):
     query = urlencode(pairs)
@@ -396,7 +396,7 @@ def test_any_query_string_either_parses_or_is_invalid_payload(pairs):
     postback.fingerprint()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.dictionaries(names, json_values, max_size=12))
 def test_any_json_body_either_parses_or_is_invalid_payload(data):
     body = json.dumps(data).encode()

@@ -117,7 +117,7 @@ def test_thirty_two_concurrent_senders_lose_nothing_on_a_sqlite_file(tmp_path, d
         stderr=subprocess.PIPE,
         text=True,
     )
-    senders, per_sender = 32, 4
+    senders, per_sender = 32, 2
     results: list[tuple[int, str]] = []
     lock = threading.Lock()
     try:
