@@ -343,3 +343,19 @@ def test_any_postback_the_parser_accepts_is_applied_never_failed(send, params, m
     assert response.status_code == 200, response.content
     delivery = delivery_of(response)
     assert delivery.outcome in ("applied", "duplicate", "invalid"), delivery.traceback
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_delivery_is_committed_before_processing_starts(client, credential, monkeypatch):
+    """Outside a test transaction: if processing dies with the database, the stored delivery survives."""
+    seen_from_processing = []
+
+    def die(delivery):  # runs after store(); with ATOMIC_REQUESTS the row would roll back
+        seen_from_processing.append(Delivery.objects.filter(pk=delivery.pk, outcome="received").exists())
+        raise OperationalError("the database went away while processing")
+
+    monkeypatch.setattr(ingest, "process", die)
+    response = client.get(f"{ENDPOINT}?ActionId=A1", headers={credential.header_name: credential.secret})
+    assert response.status_code == 503
+    assert seen_from_processing == [True]
+    assert Delivery.objects.get().outcome == "received"
