@@ -107,7 +107,7 @@ def test_thirty_two_concurrent_senders_lose_nothing_on_a_sqlite_file(tmp_path, d
         **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
         **env,
         "PORT": str(port),
-        "WEB_CONCURRENCY": "4",
+        "WEB_CONCURRENCY": "3",
     }
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--config", "postbacks_site/gunicorn.conf.py"],
@@ -150,7 +150,11 @@ def test_thirty_two_concurrent_senders_lose_nothing_on_a_sqlite_file(tmp_path, d
             thread.join(timeout=60)
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()  # only the process this test started
+            server.wait(timeout=10)
 
     total = senders * per_sender
     assert results.count((200, "applied")) == total, [r for r in results if r != (200, "applied")][:5]
