@@ -278,3 +278,16 @@ def test_a_postback_without_campaign_goes_to_the_unknown_brand_and_a_new_name_re
 def test_unknown_parameters_are_kept_in_the_events_extra(post):
     post(my_tag="black-friday")
     assert history()[0].extra == {"my_tag": "black-friday"}
+
+
+@pytest.mark.parametrize("order", ["MR", "RM"])
+def test_a_reversal_without_amount_keeps_the_newest_modifications_amount_whatever_the_order(post, order):
+    post()
+    changes = {
+        "M": {"Amount": "150.00", "DeltaAmount": "50.00", "UpdateDate": iso(30)},
+        "R": {"Status": "REVERSED", "Amount": "{Amount}", "Payout": "0", "UpdateDate": iso(60)},
+    }
+    for n, name in enumerate(order):
+        post(received=100 + n, **changes[name])
+    a = action()
+    assert (a.state, a.amount, a.payout) == ("reversed", 150, 0)

@@ -45,8 +45,9 @@ def lifecycles(draw) -> list[dict[str, str]]:
         postbacks.append(
             postback_params(
                 Status="REVERSED",
-                Amount=str(amount),
-                Payout="0",
+                # impact.com may leave a macro unfilled in a reversal.
+                Amount=draw(st.sampled_from([str(amount), "{Amount}"])),
+                Payout=draw(st.sampled_from(["0", "{Payout}"])),
                 DeltaPayout=str(-payout) if with_deltas else None,
                 UpdateDate=(CREATED + timedelta(minutes=minutes)).isoformat(),
             )
