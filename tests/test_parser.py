@@ -275,6 +275,12 @@ def test_an_xml_body_is_read():
     assert (postback.action_id, postback["payout"], postback["status"]) == ("A1", Decimal("4.00"), "APPROVED")
 
 
+def test_xml_namespaces_do_not_hide_parameter_names():
+    body = b'<p:Postback xmlns:p="urn:x" xmlns="urn:y" p:Status="approved"><ActionId>A1</ActionId><p:Payout>1</p:Payout></p:Postback>'
+    postback = parse("", body, "application/xml")
+    assert (postback.action_id, postback["payout"], postback["status"]) == ("A1", Decimal("1"), "APPROVED")
+
+
 def test_a_body_without_content_type_is_recognised_by_its_first_character():
     assert parse("", b'{"ActionId": "J"}', "").action_id == "J"
     assert parse("", b"<p><ActionId>X</ActionId></p>", "").action_id == "X"
