@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
@@ -115,9 +115,13 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
             header_names=sorted(_escape_nul(name)[:200] for name in request.headers)[:100],
             size=min(_content_length(request), MAX_INT32),  # the header is the sender's word
         )
-        updated = RefusalCounter.objects.filter(reason=refusal.reason).update(count=F("count") + 1, last_at=now)
-        if not updated:
-            RefusalCounter.objects.create(reason=refusal.reason, count=1, last_at=now)
+        counter = RefusalCounter.objects.filter(reason=refusal.reason)
+        if not counter.update(count=F("count") + 1, last_at=now):
+            try:
+                with transaction.atomic():
+                    RefusalCounter.objects.create(reason=refusal.reason, count=1, last_at=now)
+            except IntegrityError:  # a concurrent refusal created it first
+                counter.update(count=F("count") + 1, last_at=now)
     # Keep at most REFUSED_ATTEMPTS_KEEP rows: trim in batches, not on every request.
     keep = settings.REFUSED_ATTEMPTS_KEEP
     newest = RefusedAttempt.objects.order_by("-id").values_list("id", flat=True)[:1]
