@@ -106,7 +106,7 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
     """Count the refusal and keep its metadata (never the secret), capped."""
     now = timezone.now()
     with transaction.atomic():
-        RefusedAttempt.objects.create(
+        attempt = RefusedAttempt.objects.create(
             at=now,
             reason=refusal.reason,
             remote_addr=client_address(request),
@@ -122,10 +122,11 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
                     RefusalCounter.objects.create(reason=refusal.reason, count=1, last_at=now)
             except IntegrityError:  # a concurrent refusal created it first
                 counter.update(count=F("count") + 1, last_at=now)
-    # Keep at most REFUSED_ATTEMPTS_KEEP rows: trim in batches, not on every request.
+    # Keep at most REFUSED_ATTEMPTS_KEEP rows (+ 99): trim in batches, not on every request. The
+    # request that created every 100th row trims (looking at the newest row instead missed batches
+    # under concurrent refusals).
     keep = settings.REFUSED_ATTEMPTS_KEEP
-    newest = RefusedAttempt.objects.order_by("-id").values_list("id", flat=True)[:1]
-    if newest and newest[0] % 100 == 0:
+    if attempt.pk % 100 == 0:
         cutoff = RefusedAttempt.objects.order_by("-id").values_list("id", flat=True)[keep : keep + 1]
         if cutoff:
             RefusedAttempt.objects.filter(id__lte=cutoff[0]).delete()

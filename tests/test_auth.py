@@ -141,8 +141,7 @@ def test_refused_attempts_are_capped(client, credential, settings):
     settings.REFUSED_ATTEMPTS_KEEP = 10
     for _ in range(150):
         get(client)
-    assert RefusedAttempt.objects.count() <= 10 + 100
-    assert RefusedAttempt.objects.count() < 150
+    assert 10 <= RefusedAttempt.objects.count() <= 10 + 99  # trimmed in batches of 100
     assert RefusalCounter.objects.get(reason="missing_credential").count == 150
 
 
