@@ -65,14 +65,15 @@ class ImpactPostbackView(APIView):
         return self.receive(request)
 
     def receive(self, request):
-        if ingest.body_too_large(request._request):
+        # Read the raw bytes before anything parses them (DRF issue #4940).
+        body = None if ingest.body_too_large(request._request) else ingest.read_body(request._request)
+        if body is None:
             limit = settings.POSTBACK_MAX_BODY_BYTES
             return Response(
                 {"error": "payload_too_large", "detail": f"Bodies are limited to {limit} bytes."},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        # Read the raw bytes before anything parses them (DRF issue #4940).
-        delivery = ingest.store(request._request, request.auth, request._request.body)
+        delivery = ingest.store(request._request, request.auth, body)
         ingest.process(delivery)
         return Response({"delivery": delivery.pk, "outcome": delivery.outcome})
 

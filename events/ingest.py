@@ -145,6 +145,19 @@ def body_too_large(request: HttpRequest) -> bool:
     return _content_length(request) > settings.POSTBACK_MAX_BODY_BYTES
 
 
+def read_body(request: HttpRequest) -> bytes | None:
+    """The raw body, or None when it is over POSTBACK_MAX_BODY_BYTES (call after body_too_large()).
+
+    A chunked request has no Content-Length: Django then reads nothing, although the server
+    (gunicorn sets `wsgi.input_terminated`) hands over the whole body. Read it ourselves, capped.
+    """
+    if not request.META.get("CONTENT_LENGTH") and request.META.get("wsgi.input_terminated"):
+        limit = settings.POSTBACK_MAX_BODY_BYTES
+        body = request.META["wsgi.input"].read(limit + 1)
+        return None if len(body) > limit else body
+    return request.body
+
+
 def redact_query_string(query_string: str, secret: str | None) -> str:
     """The query string as it arrived (same bytes, so it parses the same), with the token redacted."""
     if not query_string:
