@@ -297,12 +297,17 @@ def _xml_pairs(text: str) -> list[tuple[str, str]]:
         raise InvalidPayload(f"body is not valid XML: {exc}") from exc
     except RecursionError as exc:
         raise InvalidPayload("XML body is nested too deeply") from exc
-    pairs = [(key, value) for key, value in root.attrib.items()]
+    pairs = [(_local_name(key), value) for key, value in root.attrib.items()]
     for child in root:
         if len(child):
-            raise InvalidPayload(f"XML element <{child.tag}> must hold text, not other elements")
-        pairs.append((child.tag, (child.text or "").strip()))
+            raise InvalidPayload(f"XML element <{_local_name(child.tag)}> must hold text, not other elements")
+        pairs.append((_local_name(child.tag), (child.text or "").strip()))
     return pairs
+
+
+def _local_name(tag: str) -> str:
+    """`{urn:example}ActionId` -> `ActionId`: a namespace does not change what a parameter means."""
+    return tag.rsplit("}", 1)[-1]
 
 
 # --- Normalising --------------------------------------------------------------------

@@ -104,7 +104,7 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
     """Count the refusal and keep its metadata (never the secret), capped."""
     now = timezone.now()
     with transaction.atomic():
-        RefusedAttempt.objects.create(
+        attempt = RefusedAttempt.objects.create(
             at=now,
             reason=refusal.reason,
             remote_addr=client_address(request),
@@ -114,10 +114,11 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
             size=min(_content_length(request), MAX_INT32),  # the header is the sender's word
         )
         count_refusal(refusal.reason, now)
-    # Keep at most REFUSED_ATTEMPTS_KEEP rows: trim in batches, not on every request.
+    # Keep at most REFUSED_ATTEMPTS_KEEP rows (+ 99): trim in batches, not on every request. The
+    # request that created every 100th row trims (looking at the newest row instead missed batches
+    # under concurrent refusals).
     keep = settings.REFUSED_ATTEMPTS_KEEP
-    newest = RefusedAttempt.objects.order_by("-id").values_list("id", flat=True)[:1]
-    if newest and newest[0] % 100 == 0:
+    if attempt.pk % 100 == 0:
         cutoff = RefusedAttempt.objects.order_by("-id").values_list("id", flat=True)[keep : keep + 1]
         if cutoff:
             RefusedAttempt.objects.filter(id__lte=cutoff[0]).delete()
@@ -150,11 +151,13 @@ def body_too_large(request: HttpRequest) -> bool:
 def read_body(request: HttpRequest) -> bytes | None:
     """The raw body, read before anything parses it; None when it is over the cap.
 
-    A chunked body has no Content-Length, and Django then reads it as empty: read it from the
-    WSGI stream (the server has decoded the chunks), at most POSTBACK_MAX_BODY_BYTES + 1 bytes.
+    A chunked body has no Content-Length, and Django then reads it as empty, although the server
+    hands over the whole decoded body (gunicorn sets `wsgi.input_terminated`): read it from the
+    WSGI stream ourselves, at most POSTBACK_MAX_BODY_BYTES + 1 bytes.
     """
     meta = request.META
-    if not meta.get("CONTENT_LENGTH") and "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+    chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower() or meta.get("wsgi.input_terminated")
+    if not meta.get("CONTENT_LENGTH") and chunked:
         limit, stream, chunks, size = settings.POSTBACK_MAX_BODY_BYTES, meta.get("wsgi.input"), [], 0
         while stream is not None and size <= limit:
             chunk = stream.read(min(65536, limit + 1 - size))

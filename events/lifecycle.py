@@ -19,7 +19,7 @@ after the other whatever the number of workers. Rules (README, "Lifecycle"):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -148,6 +148,9 @@ def apply(
         for name, value in proposed.items():
             if before[name] in (None, ""):
                 setattr(action, name, value)
+        if to_state == ActionState.REVERSED and kind != EventKind.REVERSED:
+            for name in _money_the_reversal_left(action, proposed, kind, changed_at, fingerprint):
+                setattr(action, name, proposed[name])
     changes = {
         name: [_json(None if created else before[name]), _json(value)]
         for name, value in proposed.items()
@@ -197,6 +200,39 @@ def apply(
         **flags,
     )
     return Result(Outcome.APPLIED, event)
+
+
+def _rank(kind: str, changed_at: datetime | None, fingerprint: str) -> tuple:
+    """Orders the changes of an action as `_decide` does: tracking first, then by impact-side time."""
+    return (
+        kind != EventKind.TRACKED,
+        changed_at is not None,
+        changed_at or datetime.min.replace(tzinfo=UTC),
+        fingerprint,
+    )
+
+
+def _money_the_reversal_left(action: Action, proposed: dict, kind: str, changed_at, fingerprint: str) -> list[str]:
+    """Money fields a reversal did not carry take the newest other change's values, whatever the arrival order.
+
+    (A reversal without Amount must not leave the amount of whichever modification happened to arrive before it.)
+    """
+    names = [name for name in ("amount", "payout") if proposed.get(name) is not None]
+    reversal = action.events.filter(kind=EventKind.REVERSED, applied=True).order_by("-seq").first()
+    if not names or reversal is None:
+        return []
+    others = list(
+        action.events.exclude(kind=EventKind.REVERSED)
+        .exclude(fingerprint=fingerprint)
+        .only("kind", "changed_at", "fingerprint", "amount", "payout")
+    )
+    rank = _rank(kind, changed_at, fingerprint)
+    return [
+        name
+        for name in names
+        if getattr(reversal, name) is None
+        and all(rank > _rank(e.kind, e.changed_at, e.fingerprint) for e in others if getattr(e, name) is not None)
+    ]
 
 
 def _create_action(postback: Postback, kind: str, received_at: datetime) -> Action | None:

@@ -49,6 +49,15 @@ def test_bootstrap_prints_the_admin_password_the_credential_and_the_url_template
     assert Credential.objects.count() == 1
 
 
+def test_bootstrap_creates_a_superuser_even_if_an_ordinary_user_is_called_admin(db, client):
+    get_user_model().objects.create_user("admin", password="ordinary-user-password")
+    output = run("bootstrap")
+    username, password = re.search(r"Admin user:\s+(\S+) / (\S+)", output).groups()
+    assert username.startswith("admin-")
+    assert get_user_model().objects.get(username=username).is_superuser
+    assert client.login(username=username, password=password)
+
+
 def test_bootstrap_keeps_an_existing_admin_and_credential(db, admin_user, credential):
     output = run("bootstrap")
     assert "Already set up" in output

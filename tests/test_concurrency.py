@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from events.models import Action, ActionEvent, Brand, Delivery
+from events.models import Action, ActionEvent, Brand, Delivery, RefusalCounter, RefusedAttempt
 from tests.conftest import ENDPOINT, postback_params
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -29,9 +29,8 @@ def send_concurrently(credential, params_list: list[dict[str, str]]) -> list[tup
         try:
             client = Client()
             barrier.wait(timeout=10)
-            response = client.get(
-                f"{ENDPOINT}?{urlencode(params)}", headers={credential.header_name: credential.secret}
-            )
+            headers = {} if "token" in params else {credential.header_name: credential.secret}
+            response = client.get(f"{ENDPOINT}?{urlencode(params)}", headers=headers)
             results[i] = (response.status_code, response.json())
         except Exception as exc:  # reported by the assertions below
             results[i] = (0, {"error": repr(exc)})
@@ -147,3 +146,10 @@ def test_concurrent_first_refusals_all_answer_401_and_are_all_counted(live_serve
     assert codes == [401] * 16
     assert RefusalCounter.objects.get(reason="missing_credential").count == 16
     assert RefusedAttempt.objects.count() == 16
+
+
+def test_a_burst_of_refused_postbacks_is_refused_and_counted_not_an_error(credential):
+    results = send_concurrently(credential, [{"ActionId": f"R{i}", "token": "wrong-secret-0000000"} for i in range(8)])
+    assert [status for status, _ in results] == [401] * 8, results
+    assert RefusalCounter.objects.get(reason="invalid_credential").count == 8
+    assert RefusedAttempt.objects.count() == 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -343,3 +344,45 @@ def test_any_postback_the_parser_accepts_is_applied_never_failed(send, params, m
     assert response.status_code == 200, response.content
     delivery = delivery_of(response)
     assert delivery.outcome in ("applied", "duplicate", "invalid"), delivery.traceback
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_delivery_is_committed_before_processing_starts(client, credential, monkeypatch):
+    """Outside a test transaction: if processing dies with the database, the stored delivery survives."""
+    seen_from_processing = []
+
+    def die(delivery):  # runs after store(); with ATOMIC_REQUESTS the row would roll back
+        seen_from_processing.append(Delivery.objects.filter(pk=delivery.pk, outcome="received").exists())
+        raise OperationalError("the database went away while processing")
+
+    monkeypatch.setattr(ingest, "process", die)
+    response = client.get(f"{ENDPOINT}?ActionId=A1", headers={credential.header_name: credential.secret})
+    assert response.status_code == 503
+    assert seen_from_processing == [True]
+    assert Delivery.objects.get().outcome == "received"
+
+
+def chunked_post(client, credential, body: bytes):
+    return client.generic(
+        "POST",
+        ENDPOINT,
+        content_type="application/json",
+        headers={credential.header_name: credential.secret},
+        CONTENT_LENGTH="",
+        # wsgi.input of a chunked request as gunicorn hands it over: no Content-Length, read to the end.
+        **{"wsgi.input": io.BytesIO(body), "wsgi.input_terminated": True},
+    )
+
+
+def test_a_chunked_body_without_content_length_is_read(client, credential):
+    body = json.dumps(postback_params()).encode()
+    delivery = delivery_of(chunked_post(client, credential, body))
+    assert bytes(delivery.body) == body
+    assert delivery.outcome == "applied"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_with_413(client, credential, settings):
+    settings.POSTBACK_MAX_BODY_BYTES = 2048
+    response = chunked_post(client, credential, b'{"ActionId": "A1", "pad": "' + b"x" * 5000 + b'"}')
+    assert response.status_code == 413
+    assert not Delivery.objects.exists()

@@ -289,3 +289,16 @@ def test_a_modification_older_than_the_tracked_values_does_not_override_them(pos
     assert (a.state, a.amount, a.payout) == ("modified", 80, 8)
     late = history()[1]
     assert (late.kind, late.superseded, late.applied, late.out_of_order) == ("modified", True, False, True)
+
+
+@pytest.mark.parametrize("order", ["MR", "RM"])
+def test_a_reversal_without_amount_keeps_the_newest_modifications_amount_whatever_the_order(post, order):
+    post()
+    changes = {
+        "M": {"Amount": "150.00", "DeltaAmount": "50.00", "UpdateDate": iso(30)},
+        "R": {"Status": "REVERSED", "Amount": "{Amount}", "Payout": "0", "UpdateDate": iso(60)},
+    }
+    for n, name in enumerate(order):
+        post(received=100 + n, **changes[name])
+    a = action()
+    assert (a.state, a.amount, a.payout) == ("reversed", 150, 0)

@@ -18,8 +18,11 @@ class Command(BaseCommand):
         lines = []
         if not User.objects.filter(is_superuser=True).exists():
             password = secrets.token_urlsafe(12)
-            User.objects.create_superuser("admin", "", password)
-            lines += [f"Admin user:     admin / {password}   (log in at {settings.PUBLIC_URL}/admin/)"]
+            username = "admin"
+            if User.objects.filter(username=username).exists():  # an ordinary user took the name
+                username = f"admin-{secrets.token_hex(2)}"
+            User.objects.create_superuser(username, "", password)
+            lines += [f"Admin user:     {username} / {password}   (log in at {settings.PUBLIC_URL}/admin/)"]
         if not Credential.objects.exists():
             credential, secret = Credential.create_with_secret(label="impact.com (created on first run)")
             lines += [
