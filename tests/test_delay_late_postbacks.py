@@ -2,11 +2,11 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from conftest import postback_params
 from delay_helpers import MIN, T0, send_at, tracked
 
 from events import delays, ingest
 from events.models import AlertChange, AlertItem, DelayAlert, Delivery
+from tests.conftest import postback_params
 
 
 def test_postback_over_an_hour_after_its_change_opens_a_late_alert(send):
