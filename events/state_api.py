@@ -76,6 +76,8 @@ class StaffOrCredential(BasePermission):
 
 
 class ActionStateView(APIView):
+    # Not part of the public OpenAPI description (/api/schema/): a read-back for the simulator's --verify.
+    schema = None
     authentication_classes = [CredentialHeaderAuthentication, SessionAuthentication]
     permission_classes = [StaffOrCredential]
     http_method_names = ["get"]

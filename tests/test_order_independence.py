@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from events.models import Action, ActionEvent, Brand, Delivery
+from events.models import Action, ActionEvent, Brand, DelayAlert, Delivery
 from tests.conftest import postback_params
 
 CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)
@@ -73,6 +73,7 @@ def outcome() -> tuple:
 
 
 def reset() -> None:
+    DelayAlert.objects.all().delete()  # late postbacks open alerts, which hold on to the brand
     ActionEvent.objects.all().delete()
     Delivery.objects.all().delete()
     Action.objects.all().delete()

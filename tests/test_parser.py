@@ -231,11 +231,18 @@ def test_overlong_text_and_nul_characters_are_refused():
         parse(urlencode({"ActionId": "A1\x00"}))
 
 
-@pytest.mark.parametrize(("name", "limit"), [("Currency", 8), ("OriginalCurrency", 8), ("Status", 40)])
-def test_text_longer_than_its_column_is_refused(name, limit):
-    assert parse(urlencode({"ActionId": "A1", name: "X" * limit}))
-    with pytest.raises(InvalidPayload, match=f"at most {limit}"):
-        parse(urlencode({"ActionId": "A1", name: "X" * (limit + 1)}))
+def test_a_status_longer_than_its_column_is_refused():
+    assert parse(urlencode({"ActionId": "A1", "Status": "X" * 40}))
+    with pytest.raises(InvalidPayload, match="at most 40"):
+        parse(urlencode({"ActionId": "A1", "Status": "X" * 41}))
+
+
+@pytest.mark.parametrize("name", ["Currency", "OriginalCurrency"])
+@pytest.mark.parametrize("value", ["US", "USDX", "U$D", "12"])
+def test_a_currency_must_be_a_three_letter_code(name, value):
+    assert parse(urlencode({"ActionId": "A1", name: "usd"}))[name.replace("Original", "original_").lower()] == "USD"
+    with pytest.raises(InvalidPayload, match="not a currency code"):
+        parse(urlencode({"ActionId": "A1", name: value}))
 
 
 def test_nul_characters_in_unknown_parameters_are_kept_escaped():

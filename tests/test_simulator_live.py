@@ -112,7 +112,8 @@ def test_server_errors_are_retried_until_the_postback_is_accepted(simulate, monk
     assert "lost: 0, wrong: 0, duplicated: 0" in output
 
 
-def test_a_refused_postback_is_tried_15_times_then_given_up(simulate):
+def test_a_refused_postback_is_tried_15_times_then_given_up(simulate, settings):
+    settings.POSTBACK_REFUSAL_THROTTLE_RATE = ""  # every attempt reaches authentication (429s: test_security_access)
     world = generate_world(9, SCENARIOS["default"], now=NOW, actions=1)
     postbacks = len(world.changes())
     with pytest.raises(CommandError, match=f"{postbacks} postbacks were not accepted after 15 attempts") as failure:
