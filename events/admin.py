@@ -58,9 +58,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialForm
-    list_display = ["label", "header_name", "secret_hint", "active", "expires_at", "last_used_at", "use_count"]
+    list_display = ["label", "header_name", "secret_hint", "active", "expires_at", "last_used_at", "uses"]
     list_filter = ["active"]
-    readonly_fields = ["secret_hint", "created_at", "last_used_at", "use_count"]
+    readonly_fields = ["secret_hint", "created_at", "last_used_at", "uses"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_uses()
+
+    @admin.display(description="use count", ordering="uses")
+    def uses(self, obj):
+        return obj.uses
 
     def save_model(self, request, obj, form, change):
         secret = form.cleaned_data.get("secret")

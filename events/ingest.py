@@ -11,11 +11,12 @@ import re
 import time
 import traceback
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import parse_qsl, unquote_plus
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -26,6 +27,7 @@ from .security import client_address  # the peer, or X-Forwarded-For from TRUSTE
 logger = logging.getLogger(__name__)
 
 REDACTED = "[redacted]"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_INT32 = 2**31 - 1
 TOKEN_PARAMETER = "token"
 # Headers never stored, whatever the credentials say.
@@ -210,19 +212,23 @@ def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
     now = timezone.now()
     secret, credential = auth.secret, auth.credential
     body = body.replace(secret.encode(), REDACTED.encode())
-    with transaction.atomic():
-        delivery = Delivery.objects.create(
-            received_at=now,
-            method=request.method[:10],
-            path=request.path[:300],
-            query_string=redact_query_string(request.META.get("QUERY_STRING", ""), secret).replace("\x00", ""),
-            content_type=_escape_nul(request.META.get("CONTENT_TYPE", ""))[:200],
-            body=body,
-            headers=redact_headers(request, auth.header_names, secret),
-            remote_addr=client_address(request),
-            credential=credential,
-        )
-        Credential.objects.filter(pk=credential.pk).update(use_count=F("use_count") + 1, last_used_at=now)
+    # One INSERT in autocommit: committed before anything parses it.
+    delivery = Delivery.objects.create(
+        received_at=now,
+        method=request.method[:10],
+        path=request.path[:300],
+        query_string=redact_query_string(request.META.get("QUERY_STRING", ""), secret).replace("\x00", ""),
+        content_type=_escape_nul(request.META.get("CONTENT_TYPE", ""))[:200],
+        body=body,
+        headers=redact_headers(request, auth.header_names, secret),
+        remote_addr=client_address(request),
+        credential=credential,
+    )
+    # Last use, at most once a minute: one row shared by every postback must not become a hot spot
+    # (each update would queue every worker on its row lock). The use count is counted from deliveries.
+    Credential.objects.filter(pk=credential.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+    ).update(last_used_at=now)
     return delivery
 
 

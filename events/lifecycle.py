@@ -127,10 +127,14 @@ def apply(
     kind = derive_kind(postback, action)
     changed_at = changed_at_of(postback, kind)
     created = action is None
-    if created:
-        action = _create_action(postback, kind, received_at)
-        if action is None:  # another transaction created it first: start again under its lock
-            return apply(postback, received_at=received_at, delivery=delivery, source=source)
+    if created:  # inserted below, once, with its final values
+        action = Action(
+            action_id=postback.action_id,
+            brand=brand_for(postback),
+            state=kind,
+            first_received_at=received_at,
+            last_received_at=received_at,
+        )
 
     from_state = "" if created else action.state
     flags = _decide(action, kind, changed_at, fingerprint, created)
@@ -174,7 +178,11 @@ def apply(
     action.tracked_seen = action.tracked_seen or kind == EventKind.TRACKED
     action.event_count += 1
     action.last_received_at = max(action.last_received_at, received_at)
-    action.save()
+    if created and not _insert(action):
+        # Another transaction created this action first: start again under its row lock.
+        return apply(postback, received_at=received_at, delivery=delivery, source=source)
+    if not created:
+        action.save()
 
     event = ActionEvent.objects.create(
         action=action,
@@ -235,19 +243,14 @@ def _money_the_reversal_left(action: Action, proposed: dict, kind: str, changed_
     ]
 
 
-def _create_action(postback: Postback, kind: str, received_at: datetime) -> Action | None:
-    """Create the action row (values are filled in by apply), or None if a concurrent transaction did."""
+def _insert(action: Action) -> bool:
+    """Insert a new action; False if a concurrent transaction inserted the same ActionId first."""
     try:
         with transaction.atomic():
-            return Action.objects.create(
-                action_id=postback.action_id,
-                brand=brand_for(postback),
-                state=kind,
-                first_received_at=received_at,
-                last_received_at=received_at,
-            )
+            action.save(force_insert=True)
     except IntegrityError:
-        return None
+        return False
+    return True
 
 
 def _decide(action: Action, kind: str, changed_at, fingerprint: str, created: bool) -> dict[str, Any]:

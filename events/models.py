@@ -264,6 +264,9 @@ class BrandQuerySet(BrandDashboardQueries, models.QuerySet):
 
 
 class CredentialQuerySet(models.QuerySet):
+    def with_uses(self):
+        return self.annotate(uses=models.Count("delivery"))
+
     def usable(self, now=None):
         now = now or timezone.now()
         return self.filter(active=True).filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
@@ -286,14 +289,20 @@ class Credential(models.Model):
     )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    use_count = models.PositiveBigIntegerField(default=0, editable=False)
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Updated at most once a minute."
+    )
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Optional: refused after this time.")
 
     objects = CredentialQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.label} ({self.header_name}, {self.secret_hint}…)"
+
+    @property
+    def use_count(self) -> int:
+        """Postbacks stored with this credential (rows deleted by `prune --delete-rows` no longer count)."""
+        return self.delivery_set.count()
 
     def set_secret(self, secret: str) -> None:
         self.secret_hash = hash_secret(secret)
