@@ -33,13 +33,22 @@ PAGE_SIZE = 100
 NOTE_MAX = 2000
 
 
+def active_alert_counts(request) -> dict[str, int]:
+    """Active alerts (open or acknowledged), unexpected and expected: one query per request, whoever asks."""
+    counts = getattr(request, "_active_alert_counts", None)
+    if counts is None:
+        rows = dict(DelayAlert.objects.active().values_list("expected").annotate(n=Count("id")).order_by())
+        counts = {"unexpected": rows.get(False, 0), "expected": rows.get(True, 0)}
+        request._active_alert_counts = counts
+    return counts
+
+
 def banner(request):
     """Context processor: active alerts for the banner on every page (one query, logged-in users only)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    counts = dict(DelayAlert.objects.active().values_list("expected").annotate(n=Count("id")).order_by())
-    return {"alert_banner": {"unexpected": counts.get(False, 0), "expected": counts.get(True, 0)}}
+    return {"alert_banner": active_alert_counts(request)}
 
 
 def _status_order():

@@ -36,6 +36,7 @@ from events.models import (
 )
 
 from . import charts, folding, money
+from .alerts import active_alert_counts
 from .cursor import BadCursor, Cursor, paginate
 from .exports import csv_response
 from .filters import DeliveryFilter, RefusedFilter, TimelineFilter
@@ -78,9 +79,10 @@ def _period(request):
         return parse_period(None, None, None, now=now, tz=display_zone()), str(exc)
 
 
-def _open_alerts() -> int:
-    """Delay alerts not resolved yet (open or acknowledged)."""
-    return DelayAlert.objects.active().count()
+def _open_alerts(request) -> int:
+    """Delay alerts not resolved yet (open or acknowledged); the banner reuses the same query."""
+    counts = active_alert_counts(request)
+    return counts["unexpected"] + counts["expected"]
 
 
 def _bucket_label(moment, bucket: str) -> str:
@@ -153,7 +155,7 @@ def overview(request):
         "problem_deliveries": deliveries.get("invalid", 0) + deliveries.get("failed", 0),
         "refused": RefusedAttempt.objects.in_period(period.start, period.end).count(),
         "last_received_at": last_received_at,
-        "open_alerts": _open_alerts(),
+        "open_alerts": _open_alerts(request),
         "late_minutes": settings.DELAY_LATE_AFTER_MINUTES,
         "alert_minutes": settings.DELAY_ALERT_AFTER_MINUTES,
     }

@@ -2,6 +2,7 @@ import csv
 import io
 
 from delay_helpers import MIN, T0, send_at, tracked
+from django.urls import reverse
 
 from events import delays
 from events.models import DelayAlert
@@ -90,13 +91,24 @@ def test_resolving_twice_says_it_is_already_resolved(send, staff_client):
     assert alert.changes.count() == 2
 
 
+BANNER = '<div class="banner'  # the banner element (templates/dashboard/alerts/banner.html), not its words
+
+
 def test_banner_on_every_page_while_an_alert_is_open(send, user_client):
-    assert "delay alert" not in user_client.get("/").content.decode()
+    assert BANNER not in user_client.get("/").content.decode()
     send_at(send, T0 + 2 * 60 * MIN)
-    page = user_client.get("/").content.decode()
-    assert "1 delay alert open." in page
+    for url in ("/", "/brands/", "/deliveries/", "/alerts/"):
+        page = user_client.get(url).content.decode()
+        assert BANNER in page and "1 delay alert open." in page, url
     delays.resolve(DelayAlert.objects.get())
-    assert "delay alert" not in user_client.get("/").content.decode()
+    assert BANNER not in user_client.get("/").content.decode()
+
+
+def test_banner_costs_no_query_for_anonymous_visitors(send, client, django_assert_num_queries):
+    send_at(send, T0 + 2 * 60 * MIN)
+    with django_assert_num_queries(0):
+        page = client.get(reverse("login")).content.decode()
+    assert BANNER not in page and DelayAlert.objects.active().count() == 1
 
 
 def test_open_counts_by_brand_for_badges(send):

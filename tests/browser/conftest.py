@@ -1,18 +1,16 @@
 """Playwright (sync API) driving Debian's chromium against pytest-django's live_server.
 
-Skipped when /usr/bin/chromium is missing. Screenshots go to artifacts/screenshots/ (git-ignored).
+One Playwright instance and one chromium for the whole of tests/browser (a package, so the
+"package" scope ends with its last test): a second sync_playwright() in the same session fails
+("Playwright Sync API inside the asyncio loop"). Skipped when /usr/bin/chromium is missing.
+Screenshots go to artifacts/screenshots/ (git-ignored).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-# Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run
-# under a running loop unless told it is safe (it is: one test thread, no coroutines).
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,8 +32,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="package", autouse=True)
+def orm_under_playwright_loop():
+    """Playwright's sync API keeps an event loop running in this thread; Django's ORM refuses to run
+    under it unless told it is safe (it is: one test thread, no coroutines). Only while these tests
+    run: the variable must not reach other tests' subprocesses (`check --deploy` reports async.E001)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
+@pytest.fixture(scope="package")
+def browser(orm_under_playwright_loop):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -7,10 +7,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from browser_helpers import log_in, pixel, screenshot
 from django.contrib.auth.models import User
 
 from events.models import Delivery
+
+from .browser_helpers import log_in, pixel, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

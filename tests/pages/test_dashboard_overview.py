@@ -12,15 +12,19 @@ def view_a_minute_later(time_machine):
 
 
 def _history(send):
-    send(ActionId="A1", Payout="10.00", CreationDate=iso(NOW - timedelta(seconds=60)))
+    a1_created = iso(NOW - timedelta(seconds=240))
+    send(ActionId="A1", Payout="10.00", CreationDate=a1_created)
     send(ActionId="A2", Payout="20.00", CreationDate=iso(NOW - timedelta(seconds=120)))
     send(ActionId="A3", Payout="30.00", CreationDate=iso(NOW - timedelta(minutes=20)))
+    # Approved after it was created: an update time before CreationDate would be older than the
+    # tracked values and kept as superseded (README, "Lifecycle rules").
     send(
         ActionId="A1",
         Status="APPROVED",
         Payout="12.50",
         DeltaPayout="2.50",
-        UpdateDate=iso(NOW - timedelta(seconds=240)),
+        CreationDate=a1_created,
+        UpdateDate=iso(NOW - timedelta(seconds=60)),
     )
     send(ActionId="A2", Status="REVERSED", Payout="0", UpdateDate=iso(NOW - timedelta(hours=2)))
 

@@ -1,27 +1,34 @@
 """Each page runs a fixed number of queries, whether there are 10 events or 1,000."""
 
 import pytest
+from django.db import connection
 
 from events.models import Action, Brand
 
-# Session and user lookups included. SQLite computes percentiles with a bounded fallback
-# (two or three more queries), so the limits are the SQLite counts.
+# Exact counts on PostgreSQL, session and user lookups and the alert banner's one query included.
+# The timeline pages look up alert badges only when the page has rows (so the filtered one runs 6
+# queries on 10 events, 7 on 1,000). SQLite computes percentiles with a bounded fallback: one more.
 PAGES = [
-    ("overview", lambda b, a: "/", 10),
-    ("overview 30 days", lambda b, a: "/?period=30d", 10),
-    ("brands", lambda b, a: "/brands/?sort=delay_p95", 6),
-    ("brand timeline", lambda b, a: f"/brands/{b.campaign_id}/", 5),
+    ("overview", lambda b, a: "/", 8),
+    ("overview 30 days", lambda b, a: "/?period=30d", 8),
+    ("brands", lambda b, a: "/brands/?sort=delay_p95", 7),
+    ("brand timeline", lambda b, a: f"/brands/{b.campaign_id}/", 7),
     (
         "filtered timeline",
         lambda b, a: (
             f"/brands/{b.campaign_id}/?kind=reversed&state=reversed&late=on&tracker=7&sub_id=sub0&date_from=2026-11-16"
         ),
-        5,
+        7,
     ),
-    ("action detail", lambda b, a: f"/actions/{a.action_id}/", 5),
-    ("deliveries", lambda b, a: "/deliveries/?outcome=applied", 3),
-    ("refused attempts", lambda b, a: "/deliveries/refused/", 4),
+    ("action detail", lambda b, a: f"/actions/{a.action_id}/", 6),
+    ("deliveries", lambda b, a: "/deliveries/?outcome=applied", 4),
+    ("refused attempts", lambda b, a: "/deliveries/refused/", 5),
 ]
+SQLITE_PERCENTILE_FALLBACK = {"overview": 1, "overview 30 days": 1}
+
+
+def budget(name: str, limit: int) -> int:
+    return limit + (SQLITE_PERCENTILE_FALLBACK.get(name, 0) if connection.vendor == "sqlite" else 0)
 
 
 @pytest.mark.parametrize("size", [10, 1000])
@@ -32,7 +39,7 @@ def test_page_query_count_does_not_grow_with_the_data(
     make_history(size)
     brand = Brand.objects.get(campaign_id="1001")
     action = Action.objects.filter(brand=brand).order_by("action_id").first()
-    with django_assert_max_num_queries(limit):
+    with django_assert_max_num_queries(budget(name, limit)):
         response = staff_client.get(url(brand, action))
     assert response.status_code == 200
 
@@ -44,7 +51,7 @@ def test_deep_timeline_page_costs_what_the_first_costs(staff_client, make_histor
     cursor = response.context["page"].older
     pages = 1
     while cursor and pages < 5:
-        with django_assert_max_num_queries(5):
+        with django_assert_max_num_queries(7):  # as the "brand timeline" page above
             response = staff_client.get(f"/brands/1001/?before={cursor}")
         cursor = response.context["page"].older
         pages += 1
