@@ -6,23 +6,13 @@ Skipped when /usr/bin/chromium is missing. Screenshots go to artifacts/screensho
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run
 # under a running loop unless told it is safe (it is: one test thread, no coroutines).
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 
 def pytest_collection_modifyitems(config, items):
