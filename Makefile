@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: run demo test lint format migrate audit clean
+.PHONY: run demo test lint format migrate audit clean screenshots
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ lint: $(VENV)/.dev
 # passes when no vulnerability service is reachable (AUDIT_REQUIRED=1 makes that fail too).
 audit: $(VENV)/.dev
 	$(PY) .ci/audit.py
+
+# README images (docs/screenshots/) from the demo scenario: a throwaway SQLite database served by
+# gunicorn, photographed by Debian's chromium through Playwright. SCREENSHOTS_PORT=0 picks a free port.
+screenshots: $(VENV)/.dev
+	$(PY) scripts/readme_screenshots.py --port $(or $(SCREENSHOTS_PORT),0)
 
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .

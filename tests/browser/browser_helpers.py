@@ -1,10 +1,19 @@
-"""Helpers for browser tests: screenshots, pixels, logging in."""
+"""Helpers for browser tests (and scripts/readme_screenshots.py): chromium, screenshots, pixels, logging in."""
 
 from __future__ import annotations
 
 import base64
 from pathlib import Path
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 
