@@ -401,6 +401,7 @@ def backdate(world, plan: Plan) -> int:
         planned.setdefault((send.change.action_id, send.change.at), []).append(send.send_at)
     ids = [action.action_id for action in world.actions]
     moved = 0
+    moved_ids: list[int] = []
     with transaction.atomic():
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -422,9 +423,31 @@ def backdate(world, plan: Plan) -> int:
             ActionEvent.objects.bulk_update(changed_events, ["received_at", "delay_seconds"], batch_size=500)
             Delivery.objects.bulk_update(changed_deliveries, ["received_at"], batch_size=500)
             moved += len(changed_events)
+            moved_ids += [event.pk for event in changed_events]
             for action in Action.objects.filter(action_id__in=chunk).prefetch_related("events"):
                 received = [event.received_at for event in action.events.all()]
                 if received:
                     action.first_received_at, action.last_received_at = min(received), max(received)
                     action.save(update_fields=["first_received_at", "last_received_at"])
+        _forget_late_alerts_of_backdated(moved_ids)
     return moved
+
+
+def _forget_late_alerts_of_backdated(event_ids: list[int]) -> None:
+    """Sent now, a month of history opened late alerts at ingest; backdated, those postbacks were on time.
+
+    Their alert items go, and late alerts left without items are deleted (the demo's genuinely
+    late postbacks keep theirs).
+    """
+    from django.conf import settings
+    from django.utils import timezone
+
+    from .delays import _recount
+    from .models import AlertItem, AlertKind, DelayAlert
+
+    limit = settings.DELAY_ALERT_AFTER_MINUTES * 60
+    items = AlertItem.objects.filter(event_id__in=event_ids, event__delay_seconds__lte=limit)
+    alert_ids = list(items.values_list("alert_id", flat=True).distinct())
+    items.delete()
+    DelayAlert.objects.filter(pk__in=alert_ids, kind=AlertKind.LATE, items__isnull=True).delete()
+    _recount(alert_ids, timezone.now())

@@ -18,7 +18,7 @@ from django.core.management import CommandError, call_command
 from django.db import OperationalError
 
 from events import impact, ingest, lifecycle
-from events.models import Action, ActionEvent, Outcome, RefusedAttempt
+from events.models import Action, ActionEvent, DelayAlert, Outcome, RefusedAttempt
 from events.simulator import SCENARIOS, generate_world
 from tests.conftest import ENDPOINT, is_postgres
 
@@ -136,6 +136,17 @@ def test_backdating_moves_receive_times_to_when_impact_would_have_sent_them(simu
     oldest = ActionEvent.objects.order_by("received_at").first()
     assert (NOW.now(UTC) - oldest.received_at).days >= 7
     assert all(e.delay_seconds is not None and e.delay_seconds >= 0 for e in ActionEvent.objects.all())
+    # Sent now, the month of history opened late alerts at ingest; backdated, only the postbacks
+    # that were really over an hour late still stand in a late alert.
+    from django.conf import settings
+
+    from events.models import AlertItem
+
+    limit = settings.DELAY_ALERT_AFTER_MINUTES * 60
+    late_items = AlertItem.objects.filter(alert__kind="late", event__isnull=False)
+    assert late_items.exists()
+    assert all(item.event.delay_seconds > limit for item in late_items.select_related("event"))
+    assert not DelayAlert.objects.filter(kind="late", item_count=0).exists()
 
 
 # --- The read-only actions API used by --verify-via http ------------------------------------
