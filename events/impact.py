@@ -334,7 +334,7 @@ def normalise(pairs: list[tuple[str, str]], lookup: dict[str, str] = DEFAULT_LOO
         canonical = lookup.get(key)
         if canonical is None:
             # Kept as text; NUL cannot be stored in PostgreSQL's text or jsonb.
-            extra[_escape_nul(name[:100])] = _escape_nul(raw[:MAX_EXTRA_VALUE_LENGTH])
+            extra[escape_nul(name[:100])] = escape_nul(raw[:MAX_EXTRA_VALUE_LENGTH])
             continue
         value = _value(canonical, name, raw)
         if canonical in values and values[canonical] != value:
@@ -373,7 +373,8 @@ def _value(canonical: str, name: str, raw: str) -> Any:
     return _text(text, name)
 
 
-def _escape_nul(text: str) -> str:
+def escape_nul(text: str) -> str:
+    """PostgreSQL's text and jsonb cannot hold NUL: stored text keeps it visible as \\x00."""
     return text.replace("\x00", "\\x00")
 
 

@@ -21,6 +21,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from . import delays, impact, lifecycle
+from .impact import escape_nul
 from .models import Credential, Delivery, Outcome, RefusalCounter, RefusalReason, RefusedAttempt, hash_secret
 from .security import client_address  # the peer, or X-Forwarded-For from TRUSTED_PROXIES only
 
@@ -112,7 +113,7 @@ def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
             remote_addr=client_address(request),
             method=request.method[:10],
             path=request.path[:300],
-            header_names=sorted(_escape_nul(name)[:200] for name in request.headers)[:100],
+            header_names=sorted(escape_nul(name)[:200] for name in request.headers)[:100],
             size=min(_content_length(request), MAX_INT32),  # the header is the sender's word
         )
         count_refusal(refusal.reason, now)
@@ -198,13 +199,8 @@ def redact_headers(request: HttpRequest, credential_headers: set[str], secret: s
             value = REDACTED
         elif secret and secret in value:
             value = value.replace(secret, REDACTED)
-        headers[_escape_nul(name)[:200]] = _escape_nul(value)[:1000]
+        headers[escape_nul(name)[:200]] = escape_nul(value)[:1000]
     return headers
-
-
-def _escape_nul(text: str) -> str:
-    """PostgreSQL's text and jsonb cannot hold NUL."""
-    return text.replace("\x00", "\\x00")
 
 
 def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
@@ -218,7 +214,7 @@ def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
         method=request.method[:10],
         path=request.path[:300],
         query_string=redact_query_string(request.META.get("QUERY_STRING", ""), secret).replace("\x00", ""),
-        content_type=_escape_nul(request.META.get("CONTENT_TYPE", ""))[:200],
+        content_type=escape_nul(request.META.get("CONTENT_TYPE", ""))[:200],
         body=body,
         headers=redact_headers(request, auth.header_names, secret),
         remote_addr=client_address(request),
@@ -257,7 +253,7 @@ def process(delivery: Delivery) -> Delivery:
         )
     except impact.InvalidPayload as exc:
         delivery.outcome = Outcome.INVALID
-        delivery.reason = _escape_nul(str(exc))
+        delivery.reason = escape_nul(str(exc))
         delivery.processing_ms = _elapsed_ms(started)
         delivery.save(update_fields=_PROCESSED_FIELDS)
         return delivery
@@ -283,8 +279,8 @@ def _failed(delivery: Delivery, exc: Exception, started: float) -> Delivery:
     logger.exception("delivery %s failed", delivery.pk)
     delivery.outcome = Outcome.FAILED
     delivery.event = None
-    delivery.reason = _escape_nul(f"{type(exc).__name__}: {exc}")[:2000]
-    delivery.traceback = _escape_nul(traceback.format_exc())[-20_000:]
+    delivery.reason = escape_nul(f"{type(exc).__name__}: {exc}")[:2000]
+    delivery.traceback = escape_nul(traceback.format_exc())[-20_000:]
     delivery.processing_ms = _elapsed_ms(started)
     # If the database is gone this raises too: the view answers 503, the delivery stays
     # `received` (replayable) and impact.com's retry is deduplicated.
