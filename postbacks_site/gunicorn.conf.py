@@ -15,5 +15,7 @@ max_requests_jitter = 1_000
 # gunicorn 27 opens a control socket in the home directory unless told not to.
 control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# The path without its query string: a postback's `token` parameter must never reach a log.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 errorlog = "-"
 wsgi_app = "postbacks_site.wsgi:application"

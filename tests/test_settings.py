@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
@@ -102,6 +103,7 @@ sqlite_only = pytest.mark.skipif(is_postgres(), reason="SQLite only")
 class Gunicorn:
     def __init__(self, port: int, secret: str, db_path: Path):
         self.port, self.secret, self.db_path = port, secret, db_path
+        self.access_log = db_path.parent / "access.log"
 
     def url(self, params: dict[str, str]) -> str:
         return f"http://127.0.0.1:{self.port}/postbacks/impact/?{urlencode(params)}"
@@ -123,6 +125,7 @@ def gunicorn_on_sqlite(tmp_path_factory):
             **env,
             "PORT": str(port),
             "WEB_CONCURRENCY": "3",
+            "GUNICORN_ACCESS_LOG": str(db_path.parent / "access.log"),
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -213,3 +216,17 @@ def test_a_chunked_post_through_gunicorn_is_stored_with_its_body(gunicorn_on_sql
     with sqlite3.connect(server.db_path) as db_file:
         stored = db_file.execute("SELECT body FROM events_delivery WHERE id = ?", (answer["delivery"],)).fetchone()[0]
     assert bytes(stored) == body
+
+
+@sqlite_only
+def test_the_access_log_never_holds_the_token_parameter(gunicorn_on_sqlite):
+    server = gunicorn_on_sqlite
+    with urllib.request.urlopen(server.url({"ActionId": "LOG-1", "token": server.secret}), timeout=10) as response:
+        assert response.status == 200
+    for _ in range(100):  # gunicorn writes the line after answering
+        text = server.access_log.read_text() if server.access_log.exists() else ""
+        if "/postbacks/impact/" in text:
+            break
+        time.sleep(0.05)
+    assert '"GET /postbacks/impact/ HTTP/1.1" 200' in text
+    assert server.secret not in text and "token" not in text
