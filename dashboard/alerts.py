@@ -7,7 +7,6 @@ from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
 from django.db.models import Case, Count, IntegerField, Value, When
@@ -28,6 +27,8 @@ from events.models import (
     Notification,
     WatcherHeartbeat,
 )
+
+from .access import staff_required
 
 PAGE_SIZE = 100
 NOTE_MAX = 2000
@@ -154,7 +155,7 @@ def _note(request) -> str:
     return request.POST.get("note", "").strip()[:NOTE_MAX]
 
 
-@staff_member_required
+@staff_required
 @require_POST
 def alert_acknowledge(request, pk: int):
     alert = _alert(pk)
@@ -165,7 +166,7 @@ def alert_acknowledge(request, pk: int):
     return redirect("alert-detail", pk=alert.pk)
 
 
-@staff_member_required
+@staff_required
 @require_POST
 def alert_resolve(request, pk: int):
     alert = _alert(pk)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, user_passes_test
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -12,14 +11,13 @@ from django.views.decorators.http import require_POST
 from events import impact, ingest, synthetic
 from events.models import DEFAULT_HEADER, Credential, Delivery
 
-staff_required = user_passes_test(lambda user: user.is_staff)
+from .access import staff_required
 
 
 def endpoint_url() -> str:
     return settings.PUBLIC_URL + reverse("impact-postback")
 
 
-@login_required
 @staff_required
 def setup(request):
     endpoint = endpoint_url()
@@ -47,7 +45,6 @@ def setup(request):
     return render(request, "dashboard/setup.html", context)
 
 
-@login_required
 @staff_required
 @require_POST
 def send_test_postback(request):
@@ -70,7 +67,6 @@ def send_test_postback(request):
     return redirect(reverse("setup") + "#test")
 
 
-@login_required
 @staff_required
 @require_POST
 def remove_test_postback(request):

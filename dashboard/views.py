@@ -9,13 +9,11 @@ import contextlib
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import wraps
 from urllib.parse import parse_qsl, urlencode
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -36,6 +34,7 @@ from events.models import (
 )
 
 from . import charts, folding, money
+from .access import staff_required
 from .alerts import active_alert_counts
 from .cursor import BadCursor, Cursor, paginate
 from .exports import csv_response
@@ -49,19 +48,6 @@ CHART_DEFAULT_DAYS = 30
 REPLAY_MAX = 200
 MONEY_PARTS = ("gained", "changed", "lost")
 DATE_FIELDS = {"event_date", "creation_date", "locking_date", "referring_date", "cleared_date"}
-
-
-def staff_required(view):
-    """Logged in and staff, or 403 (not a redirect: the user is known, the action is not theirs)."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied("Only staff can do this.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def wants_csv(request) -> bool:
