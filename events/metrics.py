@@ -11,28 +11,32 @@ addresses, X-Forwarded-For only from TRUSTED_PROXIES); with neither set it answe
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db.models import Count, Max, Q, Sum
 from django.http import HttpResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from . import security
-from .models import ActionEvent, Delivery, Outcome, RefusalCounter, RefusalReason
+from .models import (
+    ActionEvent,
+    AlertKind,
+    DelayAlert,
+    Delivery,
+    ImpactAccount,
+    Outcome,
+    RefusalCounter,
+    RefusalReason,
+)
 
 # Upper bounds of the histogram buckets.
 PROCESSING_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 DELAY_BUCKETS_SECONDS = (60, 300, 900, 1800, 3600, 7200, 21600, 86400, 604800)
-
-# HOOK(alerts): the delay-alerts work adds "open alerts" and "reconciliation budget left" here,
-# e.g. `metrics.EXTRA_COLLECTORS.append(alerts_metrics)` from its AppConfig.ready(), where
-# `alerts_metrics()` yields GaugeMetricFamily("postbacks_open_alerts", ..., labels=["kind"]) and
-# GaugeMetricFamily("postbacks_reconcile_budget_remaining", ...). Each callable yields Metrics.
-EXTRA_COLLECTORS: list[Callable[[], Iterable[Metric]]] = []
 
 
 def _histogram(name, documentation, queryset, field, bounds, scale=1.0) -> HistogramMetricFamily:
@@ -87,8 +91,26 @@ class DatabaseCollector:
         last_received.add_metric([], last.timestamp() if last else 0)
         yield last_received
 
-        for extra in EXTRA_COLLECTORS:
-            yield from extra()
+        open_alerts = GaugeMetricFamily(
+            "postbacks_open_alerts", "Delay alerts not resolved yet (open or acknowledged), by kind.", labels=["kind"]
+        )
+        active = dict(DelayAlert.objects.active().order_by().values_list("kind").annotate(n=Count("id")))
+        for kind in AlertKind.values:
+            open_alerts.add_metric([kind], active.get(kind, 0))
+        yield open_alerts
+
+        budget = GaugeMetricFamily(
+            "postbacks_reconcile_budget_remaining",
+            "impact.com API requests reconciliation may still make this clock hour, per account.",
+            labels=["account"],
+        )
+        hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+        limit = settings.IMPACT_API_REQUESTS_PER_HOUR
+        for sid, budget_hour, used in ImpactAccount.objects.filter(active=True).values_list(
+            "account_sid", "budget_hour", "budget_used"
+        ):
+            budget.add_metric([sid], max(0, limit - (used if budget_hour == hour else 0)))
+        yield budget
 
 
 def render() -> bytes:

@@ -107,16 +107,16 @@ def test_delay_buckets_are_cumulative(client, send):
     assert samples[("postbacks_delay_seconds_count", ())] == 4
 
 
-def test_an_extra_collector_hook_is_scraped(client):
-    from prometheus_client.core import GaugeMetricFamily
+def test_open_alerts_by_kind_and_the_reconciliation_budget_left(client, send, settings):
+    from django.utils import timezone
 
-    from events import metrics
+    from events.models import ImpactAccount
 
-    def open_alerts():
-        yield GaugeMetricFamily("postbacks_open_alerts", "Open delay alerts.", value=3)
-
-    metrics.EXTRA_COLLECTORS.append(open_alerts)
-    try:
-        assert scrape(client, **bearer())[("postbacks_open_alerts", ())] == 3
-    finally:
-        metrics.EXTRA_COLLECTORS.remove(open_alerts)
+    settings.IMPACT_API_REQUESTS_PER_HOUR = 500
+    send(action_id="LATE-1", CreationDate=(timezone.now() - timedelta(hours=3)).isoformat())  # opens a late alert
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    ImpactAccount.objects.create(account_sid="IRabc", auth_token="t" * 20, budget_hour=hour, budget_used=120)
+    samples = scrape(client, **bearer())
+    assert samples[("postbacks_open_alerts", (("kind", "late"),))] == 1
+    assert samples[("postbacks_open_alerts", (("kind", "missing"),))] == 0
+    assert samples[("postbacks_reconcile_budget_remaining", (("account", "IRabc"),))] == 380
