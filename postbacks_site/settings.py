@@ -129,6 +129,8 @@ else:
     _db["CONN_MAX_AGE"] = _int("CONN_MAX_AGE", 60)
     _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {})["connect_timeout"] = _int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
+    # Behind pgbouncer in transaction pooling: server-side cursors cannot outlive a transaction.
+    _db["DISABLE_SERVER_SIDE_CURSORS"] = _bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", False)
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

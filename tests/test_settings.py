@@ -54,6 +54,13 @@ def test_production_without_secret_key_refuses_to_start_naming_it():
     assert "SECRET_KEY is required" in result.stderr
 
 
+def test_server_side_cursors_can_be_disabled_for_pgbouncer():
+    code = "from django.conf import settings; print(settings.DATABASES['default']['DISABLE_SERVER_SIDE_CURSORS'])"
+    env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused", "DATABASE_DISABLE_SERVER_SIDE_CURSORS": "true"}
+    result = manage("shell", "-c", code, env=env)
+    assert result.stdout.splitlines()[-1] == "True", result.stderr
+
+
 def test_debug_is_off_unless_set():
     result = manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)", env={})
     assert result.stdout.splitlines()[-1] == "False", result.stderr
