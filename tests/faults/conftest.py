@@ -283,3 +283,23 @@ def verify_line(output: str) -> str:
 def deliveries(url: str) -> dict[str, int]:
     with psycopg.connect(url, autocommit=True) as conn:
         return dict(conn.execute("SELECT outcome, count(*) FROM events_delivery GROUP BY outcome").fetchall())
+
+
+VERIFY_AGAIN = """
+from datetime import datetime
+from events import simulator
+from events.simulator_http import compare, read_state_orm
+world = simulator.generate_world({seed}, simulator.SCENARIOS[{scenario!r}], now=datetime.fromisoformat({now!r}),
+                                 actions={actions})
+expected = simulator.truth(world)
+print("Verify again:", compare(expected, read_state_orm(expected)).line())
+"""
+
+
+def verify_again(env: dict, *, scenario: str, seed: int, now: str, actions: int) -> str:
+    """The simulator's comparison once more, without sending: the same seed and --now, the same world."""
+    code = VERIFY_AGAIN.format(scenario=scenario, seed=seed, now=now, actions=actions)
+    output = manage("shell", "-c", code, env=env).stdout
+    match = re.search(r"Verify again: (.*)", output)
+    assert match, output
+    return match.group(1).strip()
