@@ -6,12 +6,22 @@ throwaway PostgreSQL cluster and ends with the simulator's --verify: lost 0, wro
 
 from __future__ import annotations
 
+import http.server
 import os
+import re
 import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import pytest
 
-from .conftest import deliveries, manage, verify_again, verify_line, wait_until
+from events.models import DEFAULT_HEADER
+
+from .conftest import ROOT, deliveries, free_port, manage, stop_process, verify_again, verify_line, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -101,3 +111,111 @@ def test_events_table_refusing_inserts_leaves_failed_deliveries_that_replay_fixe
     assert verify_again(server.env, **world) == CLEAN
     assert "failed" not in deliveries(database), deliveries(database)
     print(f"\nEvents table refusing inserts: before replay {stored}; {replayed.strip().splitlines()[-1]}")
+
+
+class Webhook:
+    """A tiny alert webhook on 127.0.0.1 that counts POSTs and can stall the first one (no answer)."""
+
+    def __init__(self, stall_first: bool):
+        self.received: list[bytes] = []
+        self.acknowledged: list[bytes] = []
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+        webhook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                webhook.received.append(body)
+                if stall_first and len(webhook.received) == 1:
+                    webhook.stalled.set()
+                    webhook.release.wait(60)  # never answered: the sender dies meanwhile
+                    self.close_connection = True
+                    return
+                self.send_response(200)
+                self.end_headers()
+                webhook.acknowledged.append(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def send_late_postback(server, hours_late: int = 3) -> None:
+    changed = (datetime.now(UTC) - timedelta(hours=hours_late)).isoformat(timespec="seconds")
+    params = {
+        "ActionId": "FAULTS-LATE-1", "CampaignId": "1001", "CampaignName": "Acme Shoes", "ActionTrackerId": "7",
+        "ActionTrackerName": "Online Sale", "Status": "PENDING", "Amount": "100.00", "Payout": "10.00",
+        "Currency": "USD", "CreationDate": changed, "EventDate": changed,
+    }  # fmt: skip
+    request = urllib.request.Request(server.url + "?" + urlencode(params), headers={DEFAULT_HEADER: server.token})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def notification(cluster, database) -> tuple:
+    (row,) = cluster.sql(
+        database.rsplit("/", 1)[1],
+        "SELECT attempts, sent_at IS NOT NULL, next_attempt_at > now() FROM events_notification",
+    )
+    return row
+
+
+def test_watcher_killed_mid_notification_sends_it_exactly_once_after_restart(cluster, database, gunicorn, tmp_path):
+    webhook = Webhook(stall_first=True)
+    try:
+        server = gunicorn(workers=1, ALERT_WEBHOOK_URL=webhook.url)
+        send_late_postback(server)
+        assert notification(cluster, database) == (0, False, False)  # queued by the late postback, due now
+
+        env = {**server.env, "WATCH_INTERVAL_SECONDS": "1"}
+
+        def start_watcher(name):
+            log = tmp_path / f"{name}.log"
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "watch_delays"],
+                cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            return process, log
+
+        first, _ = start_watcher("watcher-1")
+        try:
+            wait_until(webhook.stalled.is_set, 60, "the watcher to POST the notification")
+            first.kill()  # SIGKILL while the webhook has not answered
+            first.wait(10)
+        finally:
+            stop_process(first)
+        webhook.release.set()
+        # Claimed by the dead watcher: one attempt, not sent, its lease (CLAIM_LEASE, 5 min) not over.
+        assert notification(cluster, database) == (1, False, True)
+        assert (len(webhook.received), len(webhook.acknowledged)) == (1, 0)
+
+        second, log = start_watcher("watcher-2")
+        try:
+            passes = lambda: len(re.findall(r"^pass \d+:", log.read_text(), re.M))  # noqa: E731
+            wait_until(lambda: passes() >= 3, 60, "three passes of the restarted watcher")
+            assert len(webhook.received) == 1  # the claim holds: no second sender while it lasts
+
+            # Five minutes later the crashed claim has expired (moved here instead of waiting).
+            cluster.sql(database.rsplit("/", 1)[1], "UPDATE events_notification SET next_attempt_at = now()")
+            wait_until(lambda: webhook.acknowledged, 60, "the notification to be sent after the restart")
+            seen = passes()
+            wait_until(lambda: passes() >= seen + 3, 60, "three more passes")
+        finally:
+            stop_process(second)
+
+        assert len(webhook.acknowledged) == 1
+        assert len(webhook.received) == 2  # the one the first watcher died on, and the one that went out
+        assert webhook.acknowledged[0] == webhook.received[0]  # the same message
+        assert notification(cluster, database)[:2] == (2, True)
+        print(f"\nWatcher killed mid-notification: {len(webhook.received)} POSTs, 1 acknowledged, sent once")
+    finally:
+        webhook.close()
