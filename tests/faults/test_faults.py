@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
@@ -219,3 +220,43 @@ def test_watcher_killed_mid_notification_sends_it_exactly_once_after_restart(clu
         print(f"\nWatcher killed mid-notification: {len(webhook.received)} POSTs, 1 acknowledged, sent once")
     finally:
         webhook.close()
+
+
+def peak_kib(pid: int) -> int | None:
+    """The process's peak resident set (VmHWM), in KiB; None once it is gone."""
+    try:
+        status = open(f"/proc/{pid}/status").read()  # noqa: SIM115
+    except OSError:
+        return None
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    return int(match.group(1)) if match else None
+
+
+def test_backlog_burst_after_a_maintenance_pause_is_stored_and_applied(database, gunicorn, simulate):
+    size = int(os.environ.get("FAULTS_BURST_SIZE", "1000"))  # actions; the issue's figure is 100,000 postbacks
+    workers = (os.cpu_count() or 1) * 2 + 1  # gunicorn.conf.py's default
+    server = gunicorn(workers=workers)
+    started = time.monotonic()
+    run = simulate(server, "--scenario", "burst", "--actions", size, "--seed", "25", "--concurrency", "8",
+                   "--backoff", "0.2", timeout=max(300, size))  # fmt: skip
+    peaks: dict[int, int] = {}
+    deadline = started + max(300, size)
+    while run.process.poll() is None and time.monotonic() < deadline:  # sample workers (they may be replaced)
+        for pid in server.workers():
+            peaks[pid] = max(peaks.get(pid, 0), peak_kib(pid) or 0)
+        time.sleep(0.5)
+    output = run.finish()
+    elapsed = time.monotonic() - started
+
+    statuses = server.statuses()
+    stored = deliveries(database)
+    assert run.process.returncode == 0, output
+    assert verify_line(output) == CLEAN
+    assert set(statuses) == {200}, statuses
+    assert set(stored) <= {"applied", "duplicate", "out_of_order"}, stored
+    sent = re.search(r"Sent (\d+) postbacks in ([\d.]+) s \((\d+)/s\)", output)
+    memory = ", ".join(f"{pid}: {kib / 1024:.0f} MiB" for pid, kib in sorted(peaks.items()))
+    print(
+        f"\nBurst: {size} actions, {sent.group(1)} postbacks in {sent.group(2)} s ({sent.group(3)}/s, including "
+        f"the maintenance pause), {elapsed:.1f} s in all; deliveries {stored}; worker peak RSS (VmHWM) {memory}"
+    )
