@@ -119,7 +119,6 @@ def base_env(**extra) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="postbacks_site.settings",
         SECRET_KEY="faults-suite-not-secret",
         PYTHONUNBUFFERED="1",
-        CONN_MAX_AGE="0",
     )
     env.update({k: str(v) for k, v in extra.items()})
     return env
