@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: run demo test lint format migrate audit clean screenshots
+.PHONY: run demo test faults lint format migrate audit clean screenshots
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ demo:
 
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Fault scenarios (tests/faults): a throwaway PostgreSQL cluster (needs the server binaries,
+# FAULTS_PG_BIN, default /usr/lib/postgresql/15/bin), real gunicorn and the simulator's --verify.
+# FAULTS_BURST_SIZE: postbacks in the backlog-burst scenario.
+faults: $(VENV)/.dev
+	$(PY) -m pytest -m faults tests/faults -p no:cacheprovider -s $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

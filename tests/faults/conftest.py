@@ -1,0 +1,304 @@
+"""Fault scenarios against the real thing: a throwaway PostgreSQL cluster, real gunicorn, the simulator.
+
+Everything here runs in subprocesses pointed at the throwaway cluster through DATABASE_URL; the
+pytest process only starts, breaks and inspects them. Every wait polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_BIN = Path(os.environ.get("FAULTS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PORTS = range(int(os.environ.get("FAULTS_PORT_FIRST", "8700")), int(os.environ.get("FAULTS_PORT_LAST", "8799")) + 1)
+ENDPOINT = "/postbacks/impact/"
+_databases = count(1)
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+_taken: set[int] = set()
+
+
+def free_port() -> int:
+    for port in PORTS:
+        if port in _taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _taken.add(port)
+        return port
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
+
+
+def as_postgres(*args, **kwargs) -> subprocess.CompletedProcess:
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, *map(str, args)], check=True, capture_output=True, text=True, **kwargs)
+
+
+@dataclass
+class Cluster:
+    """A PostgreSQL cluster in a temporary directory, ours to stop and restart."""
+
+    directory: Path
+    port: int
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def pg_ctl(self, *args, timeout: float = 60):
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        return as_postgres(
+            PG_BIN / "pg_ctl", "-D", self.directory / "data", "-l", self.directory / "log", "-o", options,
+            "-t", int(timeout), "-w", *args, timeout=timeout + 10,
+        )  # fmt: skip
+
+    def stop(self):
+        self.pg_ctl("-m", "fast", "stop")
+
+    def start(self):
+        self.pg_ctl("start")
+
+    def sql(self, database: str, statement: str, params=None):
+        with psycopg.connect(self.url(database), autocommit=True, connect_timeout=5) as conn:
+            cursor = conn.execute(statement, params)
+            return cursor.fetchall() if cursor.description else None
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"no PostgreSQL server binaries in {PG_BIN} (FAULTS_PG_BIN)")
+    directory = Path(tempfile.mkdtemp(prefix="faults-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    cluster = Cluster(directory, free_port())
+    as_postgres(PG_BIN / "initdb", "-D", directory / "data", "-U", "postgres", "--auth=trust", "--no-sync")
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            cluster.pg_ctl("-m", "immediate", "stop")
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def base_env(**extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "PYTEST", "ALERT_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="postbacks_site.settings",
+        SECRET_KEY="faults-suite-not-secret",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def manage(*args, env: dict, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *map(str, args)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    if check and result.returncode:
+        raise AssertionError(f"manage.py {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def template_database(cluster):
+    cluster.sql("postgres", "CREATE DATABASE faults_template")
+    env = base_env(DATABASE_URL=cluster.url("faults_template"))
+    manage("migrate", "--noinput", env=env)
+    manage("createcachetable", env=env)
+    return "faults_template"
+
+
+@pytest.fixture
+def database(cluster, template_database):
+    """A fresh, migrated database for one scenario; its DATABASE_URL."""
+    name = f"faults_{next(_databases)}"
+    cluster.sql("postgres", f"CREATE DATABASE {name} TEMPLATE {template_database}")
+    return cluster.url(name)
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    port: int
+    access_log: Path
+    error_log: Path
+    env: dict = field(repr=False)
+    token: str = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{ENDPOINT}"
+
+    def workers(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+    def statuses(self) -> dict[int, int]:
+        """Answers to the endpoint, by status, from gunicorn's access log."""
+        found: dict[int, int] = {}
+        for line in self.access_log.read_text().splitlines():
+            match = re.search(r'"\w+ ' + re.escape(ENDPOINT) + r' [^"]*" (\d{3}) ', line)
+            if match:
+                found[int(match.group(1))] = found.get(int(match.group(1)), 0) + 1
+        return found
+
+
+def answering(port: int) -> bool:
+    """Django answers /healthz (503 too: no watcher runs beside this gunicorn)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+            return True
+    except urllib.error.HTTPError as exc:
+        return exc.code == 503
+    except OSError:
+        return False
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture
+def gunicorn(database, tmp_path):
+    """Start the real gunicorn (postbacks_site/gunicorn.conf.py) on `database`; stopped afterwards."""
+    started: list[Server] = []
+
+    def _start(workers: int = 3, **env_extra) -> Server:
+        port = free_port()
+        access_log, error_log = tmp_path / f"access-{port}.log", tmp_path / f"gunicorn-{port}.log"
+        access_log.touch()
+        env = base_env(
+            DATABASE_URL=database, PORT=port, WEB_CONCURRENCY=workers, GUNICORN_ACCESS_LOG=access_log, **env_extra
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "postbacks_site/gunicorn.conf.py"],
+            cwd=ROOT, env=env, stdout=error_log.open("w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        token = manage("create_credential", "--label", "faults simulator", env=env).stdout.strip().splitlines()[-1]
+        server = Server(process, port, access_log, error_log, env, token)
+        started.append(server)
+        wait_until(lambda: process.poll() is not None or answering(port), 60, "gunicorn to answer /healthz")
+        assert process.poll() is None, error_log.read_text()
+        wait_until(lambda: len(server.workers()) >= workers, 30, f"{workers} gunicorn workers")
+        return server
+
+    yield _start
+    for server in started:
+        stop_process(server.process)
+
+
+class Simulation:
+    """`manage.py simulate_postbacks` running in the background against a server.
+
+    Like impact.com it only speaks HTTP (a credential made beforehand, --verify through /api/actions/),
+    so a database restart cannot break the simulator's own connection.
+    """
+
+    def __init__(self, server: Server, *args, timeout: float = 300):
+        self.timeout = timeout
+        self.output_path = server.access_log.with_name(f"simulate-{time.monotonic_ns()}.log")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "simulate_postbacks", "--url", server.url, "--no-progress",
+             "--verify", "--verify-via", "http", "--token", server.token, "--wait", "30", *map(str, args)],
+            cwd=ROOT, env=server.env, stdout=self.output_path.open("w"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    @property
+    def output(self) -> str:
+        return self.output_path.read_text()
+
+    def finish(self) -> str:
+        try:
+            self.process.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"the simulator did not finish in {self.timeout:g} s:\n{self.output}") from None
+        return self.output
+
+
+@pytest.fixture
+def simulate():
+    running: list[Simulation] = []
+
+    def _simulate(server: Server, *args, timeout: float = 300) -> Simulation:
+        simulation = Simulation(server, *args, timeout=timeout)
+        running.append(simulation)
+        return simulation
+
+    yield _simulate
+    for simulation in running:
+        if simulation.process.poll() is None:
+            simulation.process.kill()
+            simulation.process.wait(10)
+
+
+def verify_line(output: str) -> str:
+    match = re.search(r"Verify \(\w+, \d+ actions\): (lost: \d+, wrong: \d+, duplicated: \d+)", output)
+    assert match, f"no verification in the simulator's output:\n{output}"
+    return match.group(1)
+
+
+def deliveries(url: str) -> dict[str, int]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return dict(conn.execute("SELECT outcome, count(*) FROM events_delivery GROUP BY outcome").fetchall())
+
+
+VERIFY_AGAIN = """
+from datetime import datetime
+from events import simulator
+from events.simulator_http import compare, read_state_orm
+world = simulator.generate_world({seed}, simulator.SCENARIOS[{scenario!r}], now=datetime.fromisoformat({now!r}),
+                                 actions={actions})
+expected = simulator.truth(world)
+print("Verify again:", compare(expected, read_state_orm(expected)).line())
+"""
+
+
+def verify_again(env: dict, *, scenario: str, seed: int, now: str, actions: int) -> str:
+    """The simulator's comparison once more, without sending: the same seed and --now, the same world."""
+    code = VERIFY_AGAIN.format(scenario=scenario, seed=seed, now=now, actions=actions)
+    output = manage("shell", "-c", code, env=env).stdout
+    match = re.search(r"Verify again: (.*)", output)
+    assert match, output
+    return match.group(1).strip()
