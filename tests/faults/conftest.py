@@ -26,7 +26,17 @@ import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_BIN = Path(os.environ.get("FAULTS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _server_binaries() -> Path:
+    """FAULTS_PG_BIN, or the newest Debian PostgreSQL installed (/usr/lib/postgresql/<version>/bin)."""
+    if os.environ.get("FAULTS_PG_BIN"):
+        return Path(os.environ["FAULTS_PG_BIN"])
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return versions[-1].parent if versions else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _server_binaries()
 PORTS = range(int(os.environ.get("FAULTS_PORT_FIRST", "8700")), int(os.environ.get("FAULTS_PORT_LAST", "8799")) + 1)
 ENDPOINT = "/postbacks/impact/"
 _databases = count(1)
