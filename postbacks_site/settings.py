@@ -113,7 +113,8 @@ TEMPLATES = [
 # PostgreSQL in production through DATABASE_URL.
 SQLITE_PATH = env.str("SQLITE_PATH", default=str(BASE_DIR / "db.sqlite3"))
 try:
-    _db = env.db("DATABASE_URL", default=f"sqlite:///{SQLITE_PATH}")
+    # Unset or empty (as in .env.example): SQLite.
+    _db = env.db_url_config(env.str("DATABASE_URL", default="") or f"sqlite:///{SQLITE_PATH}")
 except (ValueError, KeyError) as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from exc
 if not _db.get("ENGINE"):  # django-environ only warns about an unknown scheme

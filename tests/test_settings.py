@@ -61,6 +61,20 @@ def test_server_side_cursors_can_be_disabled_for_pgbouncer():
     assert result.stdout.splitlines()[-1] == "True", result.stderr
 
 
+def test_the_example_environment_file_works_as_it_is(tmp_path):
+    """Every variable of .env.example at its documented default (empty DATABASE_URL: SQLite)."""
+    env = {}
+    for line in (BASE_DIR / ".env.example").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env[name] = value.strip('"')
+    env.update({"SQLITE_PATH": str(tmp_path / "db.sqlite3"), "SECRET_KEY_FILE": str(tmp_path / "key")})
+    result = manage(
+        "shell", "-c", "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])", env=env
+    )
+    assert result.stdout.splitlines()[-1] == "django.db.backends.sqlite3", result.stderr
+
+
 def test_debug_is_off_unless_set():
     result = manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)", env={})
     assert result.stdout.splitlines()[-1] == "False", result.stderr
