@@ -33,7 +33,7 @@ from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from . import impact, impact_api, lifecycle
+from . import impact, impact_api, lifecycle, rows
 from .models import (
     ACTIVE_STATUSES,
     ActionEvent,
@@ -293,6 +293,9 @@ def _resolve_if_answered(alert: DelayAlert, now: datetime) -> None:
 def answer_waiting_changes(event: ActionEvent) -> None:
     """A postback arrived: does it answer a change the API reported and we are waiting for?"""
     action_id = event.action.action_id
+    # Nearly always none (only the reconciler records API changes): one light query to say so.
+    if not rows.exists(ApiChange, action_id=action_id, postback_event=None):
+        return
     for change in ApiChange.objects.filter(action_id=action_id, postback_event=None).order_by("changed_at"):
         if matches(change, event):
             _answer(change, event)

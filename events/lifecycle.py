@@ -23,9 +23,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from . import rows
 from .impact import Postback
 from .models import (
     TRACKED_FIELDS,
@@ -89,19 +89,33 @@ def _is_newer(action: Action, changed_at: datetime | None, fingerprint: str) -> 
     return fingerprint > action.money_fingerprint, False
 
 
-def brand_for(postback: Postback) -> Brand:
+# campaign_id -> (brand id, name) as last read or written by this process. Brands are few and
+# change rarely; a new action needs its brand's id, and this saves a query per new action. The
+# action's INSERT checks that the brand is still there under that id (an admin may delete a
+# brand that has no actions).
+_brands: dict[str, tuple[int, str]] = {}
+
+
+def forget_cached() -> None:
+    _brands.clear()
+
+
+def brand_id_for(postback: Postback) -> int:
     campaign_id = postback["campaign_id"] or Brand.UNKNOWN
-    brand, created = Brand.objects.get_or_create(
-        campaign_id=campaign_id, defaults={"name": postback["campaign_name"] or ""}
-    )
-    if not created and postback["campaign_name"] and brand.name != postback["campaign_name"]:
-        brand.name = postback["campaign_name"]
+    name = postback["campaign_name"]
+    cached = _brands.get(campaign_id)
+    if cached is not None and (not name or cached[1] == name):
+        return cached[0]
+    brand, created = Brand.objects.get_or_create(campaign_id=campaign_id, defaults={"name": name or ""})
+    if not created and name and brand.name != name:
+        brand.name = name
         brand.save(update_fields=["name"])
-    return brand
+    _brands[campaign_id] = (brand.pk, brand.name)
+    return brand.pk
 
 
 def _lock_action(action_id: str) -> Action | None:
-    return Action.objects.select_for_update().filter(action_id=action_id).first()
+    return rows.get(Action, "action_id", action_id, lock=True)
 
 
 def apply(
@@ -115,7 +129,7 @@ def apply(
     fingerprint = postback.fingerprint()
     action = _lock_action(postback.action_id)
 
-    existing = ActionEvent.objects.filter(fingerprint=fingerprint).first() if action else None
+    existing = rows.get(ActionEvent, "fingerprint", fingerprint) if action else None
     if existing is not None:
         if delivery is not None and existing.delivery_id == delivery.pk:
             return Result(Outcome.APPLIED, existing)  # a replay of the delivery that created it
@@ -130,7 +144,7 @@ def apply(
     if created:  # inserted below, once, with its final values
         action = Action(
             action_id=postback.action_id,
-            brand=brand_for(postback),
+            brand_id=brand_id_for(postback),
             state=kind,
             first_received_at=received_at,
             last_received_at=received_at,
@@ -178,13 +192,19 @@ def apply(
     action.tracked_seen = action.tracked_seen or kind == EventKind.TRACKED
     action.event_count += 1
     action.last_received_at = max(action.last_received_at, received_at)
-    if created and not _insert(action):
-        # Another transaction created this action first: start again under its row lock.
+    brand_exists = (
+        f"EXISTS (SELECT 1 FROM {Brand._meta.db_table} WHERE id = %s AND campaign_id = %s)",  # noqa: S608
+        [action.brand_id, postback["campaign_id"] or Brand.UNKNOWN],
+    )
+    if created and not rows.insert(action, unique="action_id", where=brand_exists):
+        # Another transaction created this action first (start again under its row lock), or the
+        # brand remembered was deleted since (start again from the database).
+        forget_cached()
         return apply(postback, received_at=received_at, delivery=delivery, source=source)
     if not created:
-        action.save()
+        rows.update(action)
 
-    event = ActionEvent.objects.create(
+    event = ActionEvent(
         action=action,
         brand_id=action.brand_id,
         seq=action.event_count,
@@ -207,6 +227,7 @@ def apply(
         delivery=delivery,
         **flags,
     )
+    rows.insert(event)
     return Result(Outcome.APPLIED, event)
 
 
@@ -241,16 +262,6 @@ def _money_the_reversal_left(action: Action, proposed: dict, kind: str, changed_
         if getattr(reversal, name) is None
         and all(rank > _rank(e.kind, e.changed_at, e.fingerprint) for e in others if getattr(e, name) is not None)
     ]
-
-
-def _insert(action: Action) -> bool:
-    """Insert a new action; False if a concurrent transaction inserted the same ActionId first."""
-    try:
-        with transaction.atomic():
-            action.save(force_insert=True)
-    except IntegrityError:
-        return False
-    return True
 
 
 def _decide(action: Action, kind: str, changed_at, fingerprint: str, created: bool) -> dict[str, Any]:
