@@ -28,10 +28,6 @@ class CredentialAuthentication(BaseAuthentication):
     """An active postback credential in its header or in the `token` parameter."""
 
     def authenticate(self, request):
-        address = security.client_address(request._request)
-        if not security.address_allowed(address):
-            security.scrub_credentials(request._request)
-            refuse(request, ingest.Refusal(RefusalReason.ADDRESS_NOT_ALLOWED, f"{address} is not in the allow-list."))
         result = ingest.authenticate(request._request)
         if isinstance(result, ingest.Refusal):
             security.scrub_credentials(request._request)
@@ -116,6 +112,8 @@ class ImpactPostbackView(APIView):
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         delivery = ingest.store(request._request, request.auth, body)
+        if isinstance(delivery, ingest.Refusal):  # revoked (or the allow-list changed) a moment ago
+            refuse(request, delivery)
         logs.bind_delivery(delivery.pk)
         ingest.process(delivery)
         logger.info("postback %s action=%s in %s ms", delivery.outcome, delivery.action_id, delivery.processing_ms)

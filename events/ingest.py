@@ -11,7 +11,7 @@ import re
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, unquote_plus
 
 from django.conf import settings
@@ -20,10 +20,19 @@ from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import delays, impact, lifecycle
+from . import delays, impact, lifecycle, rows
 from .impact import escape_nul
-from .models import Credential, Delivery, Outcome, RefusalCounter, RefusalReason, RefusedAttempt, hash_secret
-from .security import client_address  # the peer, or X-Forwarded-For from TRUSTED_PROXIES only
+from .models import (
+    AllowedNetwork,
+    Credential,
+    Delivery,
+    Outcome,
+    RefusalCounter,
+    RefusalReason,
+    RefusedAttempt,
+    hash_secret,
+)
+from .security import address_allowed, client_address  # the peer, or X-Forwarded-For from TRUSTED_PROXIES only
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +55,45 @@ class Authenticated:
     credential: Credential
     secret: str
     header_names: set[str]  # every credential header, all redacted from what is stored
+    config: AuthConfig  # what the decision was made from; store() checks it still holds
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """The active credentials and allow-list, as this process last read them."""
+
+    credentials: tuple[Credential, ...]
+    networks: tuple[str, ...]  # active AllowedNetwork cidrs; empty: every address may send
+    loaded_at: float
+
+
+# Reading both on every postback cost two queries of the five it needs. A process keeps them
+# for AUTH_CONFIG_MAX_AGE seconds instead, and never acts on a stale copy: a refusal is decided
+# again from a fresh read, and store() inserts the delivery only if the credential used is still
+# active, unexpired and unchanged and the allow-list is still the one checked (in the INSERT
+# itself), so revoking a credential or narrowing the allow-list takes effect at once everywhere.
+AUTH_CONFIG_MAX_AGE = 5.0
+_auth_config: AuthConfig | None = None
+
+
+def auth_config(*, refresh: bool = False) -> AuthConfig:
+    global _auth_config
+    config = _auth_config
+    if refresh or config is None or time.monotonic() - config.loaded_at > AUTH_CONFIG_MAX_AGE:
+        config = _auth_config = AuthConfig(
+            credentials=tuple(Credential.objects.filter(active=True)),
+            networks=tuple(sorted(AllowedNetwork.objects.filter(active=True).values_list("cidr", flat=True))),
+            loaded_at=time.monotonic(),
+        )
+    return config
+
+
+def forget_cached() -> None:
+    """Drop what this process keeps between postbacks (tests call it between tests)."""
+    global _auth_config
+    _auth_config = None
+    _last_used.clear()
+    lifecycle.forget_cached()
 
 
 # An HTTP header name is an RFC 9110 token.
@@ -64,9 +112,19 @@ def _token_parameter(query_string: str) -> str | None:
 
 
 def authenticate(request: HttpRequest) -> Authenticated | Refusal:
-    """Find the active credential the request carries, comparing hashes in constant time."""
-    credentials = list(Credential.objects.filter(active=True))
-    if not credentials:
+    """The allow-list, then the active credential the request carries (hashes compared in constant
+    time). Decided from this process's copy of both; a refusal is confirmed from a fresh read."""
+    result = _authenticate(request, auth_config())
+    if isinstance(result, Refusal):
+        result = _authenticate(request, auth_config(refresh=True))
+    return result
+
+
+def _authenticate(request: HttpRequest, config: AuthConfig) -> Authenticated | Refusal:
+    address = client_address(request)
+    if not address_allowed(address, config.networks):
+        return Refusal(RefusalReason.ADDRESS_NOT_ALLOWED, f"{address} is not in the allow-list.")
+    if not config.credentials:
         return Refusal(
             RefusalReason.NO_CREDENTIAL_CONFIGURED,
             "No postback credential is configured, so every postback is refused. Add one in Django admin "
@@ -74,27 +132,32 @@ def authenticate(request: HttpRequest) -> Authenticated | Refusal:
         )
     presented = {
         value
-        for value in {request.headers.get(c.header_name) for c in credentials}
+        for value in {request.headers.get(c.header_name) for c in config.credentials}
         | {_token_parameter(request.META.get("QUERY_STRING", ""))}
         if value
     }
-    names = {c.header_name for c in credentials}
+    names = {c.header_name for c in config.credentials}
     if not presented:
         return Refusal(
             RefusalReason.MISSING_CREDENTIAL,
             f"No credential presented: send it in the {' or '.join(sorted(names))} header, "
             f"or as the `{TOKEN_PARAMETER}` query parameter.",
         )
+    return _match(presented, config)
+
+
+def _match(presented: set[str], config: AuthConfig) -> Authenticated | Refusal:
     now = timezone.now()
+    names = {c.header_name for c in config.credentials}
     expired = None
     for secret in presented:
         digest = hash_secret(secret)
-        for credential in credentials:
+        for credential in config.credentials:
             if credential.matches(digest):
                 if credential.expires_at is not None and credential.expires_at <= now:
                     expired = credential
                     continue
-                return Authenticated(credential, secret, names)
+                return Authenticated(credential, secret, names, config)
     if expired is not None:
         return Refusal(
             RefusalReason.EXPIRED_CREDENTIAL,
@@ -203,29 +266,80 @@ def redact_headers(request: HttpRequest, credential_headers: set[str], secret: s
     return headers
 
 
-def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
-    """Commit the delivery (redacted) before anything parses it."""
+def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery | Refusal:
+    """Commit the delivery (redacted) before anything parses it.
+
+    One INSERT in autocommit, made only if what authenticated the request still holds in the
+    database (see AUTH_CONFIG_MAX_AGE). If it no longer does, the decision is made again from a
+    fresh read: a Refusal comes back if the request is now refused.
+    """
     now = timezone.now()
-    secret, credential = auth.secret, auth.credential
-    body = body.replace(secret.encode(), REDACTED.encode())
-    # One INSERT in autocommit: committed before anything parses it.
-    delivery = Delivery.objects.create(
+    secret = auth.secret
+    delivery = Delivery(
         received_at=now,
         method=request.method[:10],
         path=request.path[:300],
         query_string=redact_query_string(request.META.get("QUERY_STRING", ""), secret).replace("\x00", ""),
         content_type=escape_nul(request.META.get("CONTENT_TYPE", ""))[:200],
-        body=body,
+        body=body.replace(secret.encode(), REDACTED.encode()),
         headers=redact_headers(request, auth.header_names, secret),
         remote_addr=client_address(request),
-        credential=credential,
     )
-    # Last use, at most once a minute: one row shared by every postback must not become a hot spot
-    # (each update would queue every worker on its row lock). The use count is counted from deliveries.
+    while True:
+        delivery.credential = auth.credential
+        if rows.insert(delivery, where=_still_authenticated(auth, now)):
+            break
+        auth = _authenticate_again(request, secret)
+        if isinstance(auth, Refusal):
+            return auth
+    _note_use(auth.credential, now)
+    return delivery
+
+
+def _still_authenticated(auth: Authenticated, now) -> tuple[str, list]:
+    """SQL (and parameters) true while the credential used is unchanged, active and unexpired,
+    and the allow-list holds exactly the networks it was checked against."""
+    credential, networks = auth.credential, auth.config.networks
+    # Table names from the models; every value is a parameter.
+    sql = (
+        f"EXISTS (SELECT 1 FROM {Credential._meta.db_table} WHERE id = %s AND secret_hash = %s AND active"  # noqa: S608
+        " AND (expires_at IS NULL OR expires_at > %s))"
+        f" AND (SELECT COUNT(*) FROM {AllowedNetwork._meta.db_table} WHERE active) = %s"
+    )
+    params = [credential.pk, credential.secret_hash, now, len(networks)]
+    if networks:
+        placeholders = ", ".join(["%s"] * len(networks))
+        sql += (
+            f" AND NOT EXISTS (SELECT 1 FROM {AllowedNetwork._meta.db_table} WHERE active"  # noqa: S608
+            f" AND cidr NOT IN ({placeholders}))"
+        )
+        params += networks
+    return sql, params
+
+
+def _authenticate_again(request: HttpRequest, secret: str) -> Authenticated | Refusal:
+    """The request's credential has already been scrubbed from it: decide from the secret it carried."""
+    config = auth_config(refresh=True)
+    address = client_address(request)
+    if not address_allowed(address, config.networks):
+        return Refusal(RefusalReason.ADDRESS_NOT_ALLOWED, f"{address} is not in the allow-list.")
+    return _match({secret}, config)
+
+
+# Last use, at most once a minute: one row shared by every postback must not become a hot spot
+# (each update would queue every worker on its row lock), nor cost a statement per postback.
+# The use count is counted from deliveries.
+_last_used: dict[int, datetime] = {}
+
+
+def _note_use(credential: Credential, now: datetime) -> None:
+    noted = _last_used.get(credential.pk)
+    if noted is not None and now - noted < LAST_USED_RESOLUTION:
+        return
     Credential.objects.filter(pk=credential.pk).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
     ).update(last_used_at=now)
-    return delivery
+    _last_used[credential.pk] = now
 
 
 _lookup_cache: dict[tuple[str, ...], dict[str, str]] = {}
@@ -255,7 +369,7 @@ def process(delivery: Delivery) -> Delivery:
         delivery.outcome = Outcome.INVALID
         delivery.reason = escape_nul(str(exc))
         delivery.processing_ms = _elapsed_ms(started)
-        delivery.save(update_fields=_PROCESSED_FIELDS)
+        rows.update(delivery, _PROCESSED_FIELDS)
         return delivery
     except Exception as exc:  # a bug in the parser: keep the delivery for replay once fixed
         return _failed(delivery, exc, started)
@@ -268,7 +382,7 @@ def process(delivery: Delivery) -> Delivery:
             delivery.outcome = result.outcome
             delivery.event = result.event
             delivery.processing_ms = _elapsed_ms(started)
-            delivery.save(update_fields=[*_PROCESSED_FIELDS, "action_id", "event"])
+            rows.update(delivery, [*_PROCESSED_FIELDS, "action_id", "event"])
     except Exception as exc:
         return _failed(delivery, exc, started)
     return delivery
@@ -284,7 +398,7 @@ def _failed(delivery: Delivery, exc: Exception, started: float) -> Delivery:
     delivery.processing_ms = _elapsed_ms(started)
     # If the database is gone this raises too: the view answers 503, the delivery stays
     # `received` (replayable) and impact.com's retry is deduplicated.
-    delivery.save(update_fields=[*_PROCESSED_FIELDS, "action_id", "event"])
+    rows.update(delivery, [*_PROCESSED_FIELDS, "action_id", "event"])
     return delivery
 
 

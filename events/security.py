@@ -121,11 +121,8 @@ def scrub_credentials(request: HttpRequest, header_names: Iterable[str] | None =
     request.__dict__.pop("GET", None)
 
 
-def address_allowed(address: str) -> bool:
-    """True when the allow-list is empty (no active network) or contains the address."""
-    from .models import AllowedNetwork
-
-    cidrs = list(AllowedNetwork.objects.filter(active=True).values_list("cidr", flat=True))
+def address_allowed(address: str, cidrs: Iterable[str]) -> bool:
+    """True when the allow-list (the active networks' `cidrs`) is empty or contains the address."""
     if not cidrs:
         return True
     networks = []

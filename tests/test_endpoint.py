@@ -15,7 +15,7 @@ from django.db import OperationalError, connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events import impact, ingest, lifecycle
+from events import impact, ingest, lifecycle, rows
 from events.models import Action, ActionEvent, Delivery
 from tests.conftest import ENDPOINT, postback_params
 
@@ -229,15 +229,15 @@ def test_a_database_failure_while_processing_answers_503_and_the_retry_is_applie
     def down(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    real_save = Delivery.save
+    real_update = rows.update
 
-    def save_fails_once_processed(self, *args, **kwargs):
-        if kwargs.get("update_fields"):
+    def recording_the_outcome_fails(obj, *args, **kwargs):
+        if isinstance(obj, Delivery):
             down()
-        return real_save(self, *args, **kwargs)
+        return real_update(obj, *args, **kwargs)
 
     monkeypatch.setattr(lifecycle, "apply", down)
-    monkeypatch.setattr(Delivery, "save", save_fails_once_processed)
+    monkeypatch.setattr(rows, "update", recording_the_outcome_fails)
     response = send()
     assert response.status_code == 503
     assert Delivery.objects.get().outcome == "received"  # stored, replayable
