@@ -49,6 +49,7 @@ GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
 GUNICORN_CONF = ROOT / "postbacks_site" / "gunicorn.conf.py"
 ENDPOINT = "/postbacks/impact/"
 BARE_APP = "bench.bare_app:application"
+NAIVE_APP = "bench.naive_drf:application"
 
 # Values impact.com would put in the recommended template for a tracked sale.
 # ActionId is filled per request by the Lua script; empty macros arrive empty.
@@ -441,10 +442,13 @@ def main() -> int:
         if args.workers:
             env["WEB_CONCURRENCY"] = str(args.workers)
         bare = Side("bare app", "bare app (one INSERT ... ON CONFLICT DO NOTHING)", BARE_APP, "/", count_bare_rows)
+        naive = Side(
+            "naive DRF", "naive DRF view (the same INSERT, no auth, no parsing)", NAIVE_APP, "/", count_bare_rows
+        )
         product = Side(
             "pipeline", "pipeline (auth, store, parse, dedupe, lifecycle)", None, ENDPOINT, count_product_rows
         )
-        sides = [bare, product]
+        sides = [bare, naive, product]
         # Both servers stay up (idle sync workers wait in accept() and use no CPU), so the rounds
         # can alternate quickly and a change in the machine's load hits both sides alike.
         port = free_port(args.port, 8200)
@@ -476,11 +480,16 @@ def main() -> int:
             f"gunicorn workers: {workers}, {os.cpu_count()} CPUs"
         )
         ok = bare.report()
+        ok = naive.report() and ok
         ok = product.report() and ok
         ratio = product.rps() / bare.rps()
         log(f"total time {time.monotonic() - started:.0f} s")
         # Less sensitive to other load on the machine than requests/s: what each request cost.
         print(f"CPU per request, bare app over pipeline: {bare.cpu_per_request() / product.cpu_per_request():.2f}")
+        print(
+            f"naive DRF view over bare app: {naive.rps() / bare.rps():.2f}; pipeline over naive DRF view: "
+            f"{product.rps() / naive.rps():.2f}"
+        )
         print(f"ratio {ratio:.2f}")
         return 0 if ok and ratio >= args.target else 1
     finally:
