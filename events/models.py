@@ -521,8 +521,15 @@ class ActionQuerySet(ActionDashboardQueries, models.QuerySet):
 class Action(models.Model):
     """The current state of one impact.com action (conversion), keyed by its ActionId."""
 
-    action_id = models.CharField(max_length=255, unique=True)
-    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="actions")
+    # Unique through Meta.constraints, not unique=True: on PostgreSQL that would add a second
+    # (pattern_ops) index that no query uses and every insert pays for.
+    action_id = models.CharField(max_length=255)
+    brand = models.ForeignKey(
+        Brand,
+        on_delete=models.PROTECT,
+        related_name="actions",
+        db_index=False,  # action_brand_state leads with it
+    )
     state = models.CharField(max_length=10, choices=ActionState.choices)
     status = models.CharField(max_length=40, blank=True, help_text="impact.com's Status: PENDING, APPROVED, REVERSED.")
     status_detail = models.CharField(max_length=255, blank=True)
@@ -564,6 +571,7 @@ class Action(models.Model):
     objects = ActionQuerySet.as_manager()
 
     class Meta:
+        constraints = [models.UniqueConstraint(fields=["action_id"], name="action_action_id_unique")]
         indexes = [
             # Brand timeline and brands list: a brand's actions.
             models.Index(fields=["brand", "state"], name="action_brand_state"),
@@ -590,9 +598,10 @@ class ActionEventQuerySet(ActionEventDashboardQueries, models.QuerySet):
 class ActionEvent(models.Model):
     """One entry in an action's history: what changed, from which state to which, and when."""
 
-    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="events")
+    # Neither foreign key needs an index of its own: event_action_seq and event_brand_recv lead with them.
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="events", db_index=False)
     # Denormalised from the action so a brand's timeline is one indexed range scan.
-    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="events")
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="events", db_index=False)
     seq = models.PositiveIntegerField(help_text="1 for the first event of the action, in arrival order.")
     kind = models.CharField(max_length=10, choices=EventKind.choices)
     from_state = models.CharField(max_length=10, choices=ActionState.choices, blank=True)
@@ -613,7 +622,7 @@ class ActionEvent(models.Model):
     out_of_order = models.BooleanField(default=False)
     order_uncertain = models.BooleanField(default=False, help_text="No impact-side time: arrival order was used.")
     anomaly = models.CharField(max_length=255, blank=True, help_text="An impossible transition, explained.")
-    fingerprint = models.CharField(max_length=64, unique=True)
+    fingerprint = models.CharField(max_length=64)  # unique: event_fingerprint_unique
     duplicate_count = models.PositiveIntegerField(default=0, help_text="Retries of this postback received later.")
     extra = models.JSONField(default=dict, blank=True, help_text="Parameters outside impact.com's vocabulary.")
     delivery = models.ForeignKey(
@@ -626,6 +635,7 @@ class ActionEvent(models.Model):
         ordering = ["-received_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["action", "seq"], name="event_action_seq"),
+            models.UniqueConstraint(fields=["fingerprint"], name="event_fingerprint_unique"),
         ]
         indexes = [
             # Brand timeline: a brand's events newest first, keyset pagination on (received_at, id).
