@@ -36,8 +36,10 @@ class CredentialAuthentication(BaseAuthentication):
         return (None, result)
 
     def authenticate_header(self, request):
-        # Defining this makes DRF answer 401 rather than 403.
-        return f'Token header="{DEFAULT_HEADER}", param="{ingest.TOKEN_PARAMETER}"'
+        # Defining this makes DRF answer 401 rather than 403. Names the headers the active
+        # credentials use (as just read for the refusal); none configured yet: the default one.
+        names = sorted({c.header_name for c in ingest.auth_config().credentials}) or [DEFAULT_HEADER]
+        return f'Token header="{", ".join(names)}", param="{ingest.TOKEN_PARAMETER}"'
 
 
 class AddressNotAllowed(exceptions.PermissionDenied):

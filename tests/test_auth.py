@@ -45,6 +45,13 @@ def test_a_credential_with_a_custom_header_name_is_read_from_that_header(client,
     assert get(client, **{"X-Postback-Token": secret}).status_code == 401
 
 
+def test_a_refusal_names_the_headers_the_active_credentials_use(client, db):
+    Credential.create_with_secret(label="custom", header_name="X-Impact-Key")
+    Credential.create_with_secret(label="second", header_name="X-Other-Key")
+    challenge = get(client)["WWW-Authenticate"]
+    assert challenge == 'Token header="X-Impact-Key, X-Other-Key", param="token"'
+
+
 def test_several_active_credentials_are_accepted_during_a_rotation(client, db):
     _, old = Credential.create_with_secret(label="old")
     _, new = Credential.create_with_secret(label="new", header_name="X-New-Token")
