@@ -9,6 +9,9 @@ worker_class = "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
+# The longest request line gunicorn accepts (its maximum; the default is 4094). impact.com's URL
+# templates are a few KB; a longer line is answered 414 by gunicorn itself, in HTML.
+limit_request_line = 8190
 # A worker that served this many requests is replaced: bounds memory growth.
 max_requests = 10_000
 max_requests_jitter = 1_000

@@ -240,6 +240,17 @@ def test_a_chunked_post_through_gunicorn_is_stored_with_its_body(gunicorn_on_sql
 
 
 @sqlite_only
+def test_a_request_line_of_seven_kilobytes_reaches_the_endpoint(gunicorn_on_sqlite):
+    """gunicorn's own default (4 KB) answered long templates with an HTML 414 before Django."""
+    server = gunicorn_on_sqlite
+    params = postback_params(action_id="LONG-LINE", Memo="x" * 7000)  # kept in the event's extra
+    request = urllib.request.Request(server.url(params), headers={"X-Postback-Token": server.secret})
+    assert len(server.url(params)) > 7000
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert (response.status, json.loads(response.read())["outcome"]) == (200, "applied")
+
+
+@sqlite_only
 def test_the_access_log_never_holds_the_token_parameter(gunicorn_on_sqlite):
     server = gunicorn_on_sqlite
     with urllib.request.urlopen(server.url({"ActionId": "LOG-1", "token": server.secret}), timeout=10) as response:
