@@ -67,8 +67,8 @@ class AuthConfig:
     loaded_at: float
 
 
-# Reading both on every postback cost two queries of the five it needs. A process keeps them
-# for AUTH_CONFIG_MAX_AGE seconds instead, and never acts on a stale copy: a refusal is decided
+# Reading both for every postback cost two of its statements. A process keeps them for
+# AUTH_CONFIG_MAX_AGE seconds instead, and never acts on a stale copy: a refusal is decided
 # again from a fresh read, and store() inserts the delivery only if the credential used is still
 # active, unexpired and unchanged and the allow-list is still the one checked (in the INSERT
 # itself), so revoking a credential or narrowing the allow-list takes effect at once everywhere.
@@ -120,7 +120,9 @@ def authenticate(request: HttpRequest) -> Authenticated | Refusal:
     return result
 
 
-def _authenticate(request: HttpRequest, config: AuthConfig) -> Authenticated | Refusal:
+def _authenticate(request: HttpRequest, config: AuthConfig, secret: str | None = None) -> Authenticated | Refusal:
+    """Decide from `config`; with `secret`, from that secret rather than what the request carries
+    (once read, the credential is scrubbed from the request)."""
     address = client_address(request)
     if not address_allowed(address, config.networks):
         return Refusal(RefusalReason.ADDRESS_NOT_ALLOWED, f"{address} is not in the allow-list.")
@@ -130,12 +132,7 @@ def _authenticate(request: HttpRequest, config: AuthConfig) -> Authenticated | R
             "No postback credential is configured, so every postback is refused. Add one in Django admin "
             "(Events > Credentials) or with `manage.py create_credential --label impact`.",
         )
-    presented = {
-        value
-        for value in {request.headers.get(c.header_name) for c in config.credentials}
-        | {_token_parameter(request.META.get("QUERY_STRING", ""))}
-        if value
-    }
+    presented = {secret} if secret else _presented(request, config)
     names = {c.header_name for c in config.credentials}
     if not presented:
         return Refusal(
@@ -144,6 +141,13 @@ def _authenticate(request: HttpRequest, config: AuthConfig) -> Authenticated | R
             f"or as the `{TOKEN_PARAMETER}` query parameter.",
         )
     return _match(presented, config)
+
+
+def _presented(request: HttpRequest, config: AuthConfig) -> set[str]:
+    """Every value the request carries where a credential may be: the credentials' headers and `token`."""
+    values = {request.headers.get(c.header_name) for c in config.credentials}
+    values.add(_token_parameter(request.META.get("QUERY_STRING", "")))
+    return {value for value in values if value}
 
 
 def _match(presented: set[str], config: AuthConfig) -> Authenticated | Refusal:
@@ -289,7 +293,7 @@ def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery | 
         delivery.credential = auth.credential
         if rows.insert(delivery, where=_still_authenticated(auth, now)):
             break
-        auth = _authenticate_again(request, secret)
+        auth = _authenticate(request, auth_config(refresh=True), secret)
         if isinstance(auth, Refusal):
             return auth
     _note_use(auth.credential, now)
@@ -315,15 +319,6 @@ def _still_authenticated(auth: Authenticated, now) -> tuple[str, list]:
         )
         params += networks
     return sql, params
-
-
-def _authenticate_again(request: HttpRequest, secret: str) -> Authenticated | Refusal:
-    """The request's credential has already been scrubbed from it: decide from the secret it carried."""
-    config = auth_config(refresh=True)
-    address = client_address(request)
-    if not address_allowed(address, config.networks):
-        return Refusal(RefusalReason.ADDRESS_NOT_ALLOWED, f"{address} is not in the allow-list.")
-    return _match({secret}, config)
 
 
 # Last use, at most once a minute: one row shared by every postback must not become a hot spot
