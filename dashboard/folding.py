@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-COUNTS = ("events", "tracked", "modified", "reversed", "with_delay", "late", "alert_late")
+COUNTS = ("events", "tracked", "modified", "reversed")
 MONEY = ("gained", "changed", "lost")
 
 
 def summary(rows: list[dict]) -> dict:
-    """Counts summed over every row; the largest delay."""
-    total = {name: sum(row.get(name) or 0 for row in rows) for name in COUNTS}
-    maxima = [row["delay_max"] for row in rows if row.get("delay_max") is not None]
-    total["delay_max"] = max(maxima) if maxima else None
-    return total
+    """Counts summed over every row."""
+    return {name: sum(row.get(name) or 0 for row in rows) for name in COUNTS}
 
 
 def main_currency(rows: list[dict]) -> str | None:

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from events import impact, ingest
+from events import impact, ingest, rollups
 from events.models import (
     MONEY_FIELDS,
     Action,
@@ -121,14 +121,12 @@ def _day_slots(start, end) -> list:
 @require_GET
 def overview(request):
     period, period_error = _period(request)
-    events = ActionEvent.objects.in_period(period.start, period.end)
-    rows = events.period_rows(period.bucket, display_zone())
-    summary = folding.summary(rows)
-    percentiles = events.delay_percentiles((0.5, 0.95), count=summary["with_delay"])
-    summary["delay_p50"], summary["delay_p95"] = percentiles[0.5], percentiles[0.95]
+    figures = rollups.figures(period.start, period.end, period.bucket, display_zone())
+    rows = figures.rows
+    summary = {**folding.summary(rows), **figures.delay_summary()}
     main_currency = folding.main_currency(rows)
     buckets = folding.per_bucket(rows, main_currency)
-    deliveries = Delivery.objects.in_period(period.start, period.end).outcome_counts()
+    deliveries = figures.deliveries
     last_received_at = Delivery.objects.last_received_at()
     context = {
         "period": period,

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from . import ingest
+from . import ingest, rollups
 from .models import (
     Action,
     ActionEvent,
@@ -55,6 +55,19 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class CountedInOverviewAdmin(ReadOnlyAdmin):
+    """Actions (with their events) and deliveries: the overview counted them in their days, so deleting
+    one drops those counts (events/rollups.py)."""
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        rollups.forget()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        rollups.forget()
+
+
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialForm
@@ -98,7 +111,7 @@ def replay_deliveries(modeladmin, request, queryset):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(CountedInOverviewAdmin):
     list_display = ["id", "received_at", "method", "outcome", "action_id", "remote_addr", "reason"]
     list_filter = ["outcome", "received_at", "method"]
     search_fields = ["=action_id"]
@@ -127,7 +140,7 @@ class ActionEventInline(admin.TabularInline):
 
 
 @admin.register(Action)
-class ActionAdmin(ReadOnlyAdmin):
+class ActionAdmin(CountedInOverviewAdmin):
     list_display = ["action_id", "brand", "state", "status", "amount", "payout", "currency", "last_received_at"]
     list_filter = ["state", "brand"]
     search_fields = ["=action_id", "=oid"]

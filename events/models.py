@@ -64,10 +64,24 @@ def interpolate_percentile(lower: float | None, upper: float | None, position: f
     return float(lower) + (position - int(position)) * (float(upper) - float(lower))
 
 
-class DeliveryDashboardQueries:
+def _trunc(bucket: str, tzinfo):
+    """The start of the day (or hour) an event or delivery was received, in the display zone."""
+    return (TruncHour if bucket == "hour" else TruncDay)("received_at", tzinfo=tzinfo)
+
+
+class ReceivedAtQueries:
     def in_period(self, start, end):
         return self.filter(received_at__gte=start, received_at__lt=end)
 
+    def in_ranges(self, ranges):
+        """Rows received in any of the [start, end) ranges (one index range scan each)."""
+        q = models.Q(pk__in=[])
+        for start, end in ranges:
+            q |= models.Q(received_at__gte=start, received_at__lt=end)
+        return self.filter(q)
+
+
+class DeliveryDashboardQueries(ReceivedAtQueries):
     def newest_first(self):
         return self.order_by("-received_at", "-id")
 
@@ -108,32 +122,20 @@ class ActionDashboardQueries:
         return self.filter(models.Q(action_id=text) | models.Q(oid=text))
 
 
-class ActionEventDashboardQueries:
-    def in_period(self, start, end):
-        return self.filter(received_at__gte=start, received_at__lt=end)
-
+class ActionEventDashboardQueries(ReceivedAtQueries):
     def for_brand(self, brand):
         return self.filter(brand=brand)
 
     def newest_first(self):
         return self.order_by("-received_at", "-id")
 
-    def _late_q(self, minutes: int) -> models.Q:
-        return models.Q(delay_seconds__gt=minutes * 60)
-
     def _counts(self) -> dict:
-        late = settings.DELAY_LATE_AFTER_MINUTES
-        alert = settings.DELAY_ALERT_AFTER_MINUTES
         count = models.Count("id")
         return {
             "events": count,
             "tracked": models.Count("id", filter=models.Q(kind=EventKind.TRACKED)),
             "modified": models.Count("id", filter=models.Q(kind=EventKind.MODIFIED)),
             "reversed": models.Count("id", filter=models.Q(kind=EventKind.REVERSED)),
-            "with_delay": models.Count("delay_seconds"),
-            "late": models.Count("id", filter=self._late_q(late)),
-            "alert_late": models.Count("id", filter=self._late_q(alert)),
-            "delay_max": models.Max("delay_seconds"),
         }
 
     def _money(self) -> dict:
@@ -150,46 +152,25 @@ class ActionEventDashboardQueries:
         }
 
     def period_rows(self, bucket: str, tzinfo) -> list[dict]:
-        """One scan: counts, delays and money per (day or hour, currency). The overview folds these
-        few rows into its totals, its money per currency and its chart."""
-        trunc = TruncHour if bucket == "hour" else TruncDay
+        """One scan: counts and money per (day or hour, currency). The overview folds these few rows
+        into its totals, its money per currency and its chart."""
         return list(
             self.order_by()
-            .annotate(bucket=trunc("received_at", tzinfo=tzinfo))
+            .annotate(bucket=_trunc(bucket, tzinfo))
             .values("bucket", "currency")
             .annotate(**self._counts(), **self._money())
             .order_by("bucket", "currency")
         )
 
+    def delay_histogram(self) -> dict[int, int]:
+        """{delay_seconds: events} over the events that carry a delay: exact percentiles, counts over
+        any threshold and the maximum follow from it, and histograms of separate parts add up."""
+        rows = self.filter(delay_seconds__isnull=False).order_by().values_list("delay_seconds")
+        return dict(rows.annotate(n=models.Count("id")))
+
     def brand_rows(self) -> list[dict]:
-        """One scan: counts, delays and money per (brand, currency), for the brands list."""
+        """One scan: counts and money per (brand, currency), for the brands list."""
         return list(self.order_by().values("brand_id", "currency").annotate(**self._counts(), **self._money()))
-
-    def delay_percentiles(self, fractions=(0.5, 0.95), count: int | None = None) -> dict[float, float | None]:
-        """percentile_cont of delay_seconds in the database: one query on PostgreSQL; elsewhere one
-        bounded query per fraction (`count` = how many events carry a delay, if already known)."""
-        if supports_percentile_cont(self.db):
-            aggregates = {f"p{i}": PercentileCont("delay_seconds", f) for i, f in enumerate(fractions)}
-            row = self.order_by().aggregate(**aggregates)
-            return {f: row[f"p{i}"] for i, f in enumerate(fractions)}
-        if count is None:
-            count = self.filter(delay_seconds__isnull=False).count()
-        return {f: self._percentile_fallback(f, count) for f in fractions}
-
-    def _percentile_fallback(self, fraction: float, n: int) -> float | None:
-        """Bounded percentile_cont without PostgreSQL: read the two ordered values around the rank."""
-        if not n:
-            return None
-        position = fraction * (n - 1)
-        lower = int(position)
-        values = list(
-            self.filter(delay_seconds__isnull=False)
-            .order_by("delay_seconds")
-            .values_list("delay_seconds", flat=True)[lower : lower + 2]
-        )
-        if not values:
-            return None
-        return interpolate_percentile(values[0], values[1] if len(values) > 1 else None, position)
 
     def brand_percentiles(self, fraction: float = 0.95) -> dict[int, float | None]:
         """percentile_cont of delay_seconds per brand: one query."""
@@ -227,11 +208,10 @@ class ActionEventDashboardQueries:
 
     def by_bucket(self, bucket: str, tzinfo, currency: str | None) -> list[dict]:
         """Events per day (or hour) and kind, with payout gained, changed and lost in one currency."""
-        trunc = TruncHour if bucket == "hour" else TruncDay
         currency_q = models.Q(currency=currency) if currency is not None else models.Q()
         return list(
             self.order_by()
-            .annotate(bucket=trunc("received_at", tzinfo=tzinfo))
+            .annotate(bucket=_trunc(bucket, tzinfo))
             .values("bucket")
             .annotate(
                 tracked=models.Count("id", filter=models.Q(kind=EventKind.TRACKED)),
@@ -1011,3 +991,44 @@ class AllowedNetwork(models.Model):
             self.cidr = str(parse_network(self.cidr))
         except ValueError as exc:
             raise ValidationError({"cidr": str(exc)}) from exc
+
+
+# =====================================================================================
+# Dashboard rollups (issue 3): the overview's figures for a run of closed days, counted
+# once (events/rollups.py) so a 30-day overview reads one row instead of every event.
+# =====================================================================================
+
+
+class OverviewRollup(models.Model):
+    """The overview's figures for the closed days `first_day`..`last_day` of a display zone, cached.
+
+    Exact, not sampled: per day and currency the counts by kind and the money sums (the chart
+    and the money cards), the delays as a histogram (two lists: each delay seen, ascending, and
+    how many events had it) from which percentiles, late counts and the maximum follow exactly,
+    and the deliveries by outcome. events/rollups.py counts it on first need and drops it when a
+    write lands in one of its days (replays, backfills, deletions).
+    """
+
+    zone = models.CharField(max_length=64, help_text="The display time zone the days belong to.")
+    first_day = models.DateField()
+    last_day = models.DateField()
+    starts_at = models.DateTimeField(help_text="The first day's first instant in its zone.")
+    ends_at = models.DateTimeField(help_text="The first instant after the last day.")
+    rows = models.JSONField(default=list, help_text="Per day and currency: counts by kind and money.")
+    delay_seconds = models.JSONField(default=list, help_text="Every delay seen, ascending.")
+    delay_counts = models.JSONField(default=list, help_text="Events with each of those delays.")
+    deliveries = models.JSONField(default=dict, help_text="{outcome: deliveries received in those days}.")
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Overview: the closed days of the period shown, by zone.
+            models.UniqueConstraint(fields=["zone", "first_day", "last_day"], name="rollup_zone_days"),
+        ]
+        indexes = [
+            # rollups.forget(): the rollups (any zone) that overlap a time range.
+            models.Index(fields=["ends_at"], name="rollup_ends"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.zone} {self.first_day}..{self.last_day}"

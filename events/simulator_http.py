@@ -394,6 +394,7 @@ def backdate(world, plan: Plan) -> int:
     """
     from django.db import transaction
 
+    from . import rollups
     from .models import Action, ActionEvent, Delivery
 
     planned: dict[tuple[str, datetime], list[datetime]] = {}
@@ -430,6 +431,7 @@ def backdate(world, plan: Plan) -> int:
                     action.first_received_at, action.last_received_at = min(received), max(received)
                     action.save(update_fields=["first_received_at", "last_received_at"])
         _forget_late_alerts_of_backdated(moved_ids)
+        rollups.forget()  # the moved rows now belong to days the overview may have counted
     return moved
 
 

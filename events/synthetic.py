@@ -17,7 +17,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from . import simulator
+from . import rollups, simulator
 from .models import Action, Brand, Credential, Delivery
 from .simulator_http import Target
 
@@ -121,4 +121,5 @@ def remove_test_action(action_id: str) -> int:
         deliveries, _ = Delivery.objects.filter(action_id=action_id).delete()
         actions, _ = Action.objects.filter(action_id=action_id).delete()
         Brand.objects.filter(campaign_id=TEST_CAMPAIGN_ID, actions__isnull=True).delete()
+        rollups.forget()  # its rows may be in days the overview already counted
     return deliveries + actions

@@ -161,14 +161,13 @@ def test_grouped_rows_fold_into_totals_money_and_chart_buckets():
 
     day1, day2 = datetime(2026, 11, 19, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)
     rows = [
-        {"bucket": day1, "currency": "USD", "events": 3, "tracked": 2, "reversed": 1, "late": 1, "delay_max": 900,
+        {"bucket": day1, "currency": "USD", "events": 3, "tracked": 2, "reversed": 1,
          "gained": Decimal("20"), "changed": Decimal("0"), "lost": Decimal("-5")},
-        {"bucket": day1, "currency": "EUR", "events": 1, "tracked": 1, "delay_max": None, "gained": Decimal("9")},
-        {"bucket": day2, "currency": "USD", "events": 2, "modified": 2, "delay_max": 4000, "changed": Decimal("3")},
+        {"bucket": day1, "currency": "EUR", "events": 1, "tracked": 1, "gained": Decimal("9")},
+        {"bucket": day2, "currency": "USD", "events": 2, "modified": 2, "changed": Decimal("3")},
     ]  # fmt: skip
     total = folding.summary(rows)
     assert (total["events"], total["tracked"], total["modified"], total["reversed"]) == (6, 3, 2, 1)
-    assert (total["late"], total["delay_max"]) == (1, 4000)
     assert folding.main_currency(rows) == "USD"
     usd, eur = folding.money_by_currency(rows)
     assert (usd["currency"], usd["gained"], usd["changed"], usd["lost"], usd["net"]) == (
@@ -182,4 +181,4 @@ def test_grouped_rows_fold_into_totals_money_and_chart_buckets():
         2,
         Decimal("3"),
     )
-    assert folding.summary([])["delay_max"] is None and folding.main_currency([]) is None
+    assert folding.summary([])["events"] == 0 and folding.main_currency([]) is None

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from events import rollups
 from events.models import Delivery
 
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -79,6 +80,7 @@ class Command(BaseCommand):
                     batch = Delivery.objects.filter(id__in=ids)
                     if delete:
                         batch.delete()
+                        rollups.forget(end=cutoff)  # the overview counted them in their days
                     else:
                         batch.update(body=b"", query_string="", headers={}, pruned_at=timezone.now())
                 done += len(ids)

@@ -1,0 +1,251 @@
+"""The overview's closed days, counted once: its cost follows the page, not the data.
+
+A day of the display zone is *closed* once it ended SETTLE ago. The figures of a period take
+the run of closed days it covers from one OverviewRollup row (counted from the events and
+deliveries on first need, then kept), and count only the rest live: the period's partial first
+day and the days not closed yet. Both parts are exact (money sums; delays as a histogram, not a
+sample), so merged they equal a count over every row of the period (tests/test_rollups.py
+checks it on random histories). A rollup covers a whole run of days, not one day, because
+merging thirty daily delay histograms on every view cost more than the page may.
+
+Invalidation: the rollups that cover a day are dropped when a write lands in it.
+- `changed(received_at)`, after an event is written or a delivery's outcome changes
+  (lifecycle.apply, ingest.process). Free unless `received_at` is over LATE_WRITE old, which
+  only replays and late processing are: a postback is written seconds after it is received.
+- `forget(start, end)`, by the rare writers that move or delete rows in bulk (prune, the
+  demo's backdating, removing the synthetic test action, admin deletions).
+A write not older than LATE_WRITE when it happens commits long before its day closes (SETTLE -
+LATE_WRITE = 55 minutes later), so no rollup is counted without it.
+
+Race: counting a rollup and dropping rollups take the same lock (a PostgreSQL advisory
+transaction lock; SQLite's IMMEDIATE transactions already run one writer at a time), held to
+the end of the transaction. A write that lands in a day being counted either committed before
+the count took the lock (the count sees it), or drops the rollup after it was stored (its
+`changed()` waits for the lock). `changed()` may be called inside the write's transaction or
+after it committed: both orders are safe.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import ActionEvent, Delivery, OverviewRollup, interpolate_percentile
+
+SETTLE = timedelta(hours=1)
+LATE_WRITE = timedelta(minutes=5)
+KEEP = timedelta(days=2)
+LOCK_KEY = zlib.crc32(b"events.rollups")
+KINDS = ("events", "tracked", "modified", "reversed")
+MONEY = ("gained", "changed", "lost")
+
+
+@dataclass
+class Figures:
+    """What the overview shows for a period, exact.
+
+    rows: per (day or hour, currency): events, tracked, modified, reversed, gained, changed, lost.
+    delays: {delay_seconds: events}; deliveries: {outcome: deliveries}.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    delays: Counter = field(default_factory=Counter)
+    deliveries: Counter = field(default_factory=Counter)
+
+    def add(self, other: Figures) -> None:
+        self.rows += other.rows
+        self.delays.update(other.delays)
+        self.deliveries.update(other.deliveries)
+
+    def delay_summary(self) -> dict:
+        """Events with a delay, late and alert-late counts, the largest delay, and p50/p95 as
+        PostgreSQL's percentile_cont computes them over the same delays."""
+        late = settings.DELAY_LATE_AFTER_MINUTES * 60
+        alert = settings.DELAY_ALERT_AFTER_MINUTES * 60
+        histogram = sorted(self.delays.items())
+        total = sum(n for _, n in histogram)
+        return {
+            "with_delay": total,
+            "late": sum(n for delay, n in histogram if delay > late),
+            "alert_late": sum(n for delay, n in histogram if delay > alert),
+            "delay_max": histogram[-1][0] if histogram else None,
+            "delay_p50": percentile_cont(histogram, total, 0.5),
+            "delay_p95": percentile_cont(histogram, total, 0.95),
+        }
+
+
+def percentile_cont(histogram: list[tuple[int, int]], total: int, fraction: float) -> float | None:
+    """percentile_cont(fraction) of the values of an ascending [(value, count)] histogram."""
+    if not total:
+        return None
+    position = fraction * (total - 1)
+    rank = int(position)  # 0-based: the value at `rank` and the next one are interpolated
+    lower = upper = None
+    seen = 0
+    for value, count in histogram:
+        seen += count
+        if lower is None and rank < seen:
+            lower = value
+        if rank + 1 < seen:
+            upper = value
+            break
+    return interpolate_percentile(lower, upper, position)
+
+
+# --- Days ------------------------------------------------------------------------------------
+
+
+def day_start(day: date, tz: tzinfo) -> datetime:
+    return datetime.combine(day, time(), tzinfo=tz)
+
+
+def local_day(moment: datetime, tz: tzinfo) -> date:
+    return moment.astimezone(tz).date()
+
+
+def closed_days(start: datetime, end: datetime, tz: tzinfo, settled: datetime) -> list[date]:
+    """The whole days of `tz` inside [start, end) that ended by `settled`."""
+    days = []
+    day = local_day(start, tz)
+    limit = min(end, settled)
+    while day_start(day + timedelta(days=1), tz) <= limit:
+        if day_start(day, tz) >= start:
+            days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def gaps(start: datetime, end: datetime, days: list[date], tz: tzinfo) -> list[tuple[datetime, datetime]]:
+    """[start, end) without the given days (ascending, inside it): the ranges still to count."""
+    ranges = []
+    cursor = start
+    for day in days:
+        if day_start(day, tz) > cursor:
+            ranges.append((cursor, day_start(day, tz)))
+        cursor = day_start(day + timedelta(days=1), tz)
+    if cursor < end:
+        ranges.append((cursor, end))
+    return ranges
+
+
+# --- Figures ---------------------------------------------------------------------------------
+
+
+def figures(start: datetime, end: datetime, bucket: str, tz: tzinfo, now: datetime | None = None) -> Figures:
+    """The overview's figures for [start, end), rows per `bucket` ("day" or "hour") in `tz`.
+
+    Four queries: the closed days' rollup, then the events (rows, delays) and deliveries of the
+    rest. Counting a missing rollup adds the lock, three queries over its days and its insert.
+    """
+    now = now or timezone.now()
+    days = closed_days(start, end, tz, now - SETTLE) if bucket == "day" else []
+    result = _closed(days[0], days[-1], tz) if days else Figures()
+    result.add(_count(gaps(start, end, days, tz), bucket, tz))
+    result.rows.sort(key=lambda row: (row["bucket"], row["currency"]))
+    return result
+
+
+def _count(ranges, bucket: str, tz: tzinfo) -> Figures:
+    """Figures of the events and deliveries received in `ranges`, counted in the database."""
+    events = ActionEvent.objects.in_ranges(ranges)
+    return Figures(
+        rows=events.period_rows(bucket, tz),
+        delays=Counter(events.delay_histogram()),
+        deliveries=Counter(Delivery.objects.in_ranges(ranges).outcome_counts()),
+    )
+
+
+def _closed(first: date, last: date, tz: tzinfo) -> Figures:
+    """Figures of the closed days first..last, from their rollup (counted and stored if missing)."""
+    key = {"zone": str(tz), "first_day": first, "last_day": last}
+    rollup = OverviewRollup.objects.filter(**key).first()
+    if rollup is None:
+        with transaction.atomic():
+            _lock()
+            rollup = OverviewRollup.objects.filter(**key).first()  # counted while we waited?
+            if rollup is None:
+                rollup = _store(first, last, tz)
+    return _figures(rollup, tz)
+
+
+def _store(first: date, last: date, tz: tzinfo) -> OverviewRollup:
+    """Count the days first..last and keep them."""
+    starts_at, ends_at = day_start(first, tz), day_start(last + timedelta(days=1), tz)
+    counted = _count([(starts_at, ends_at)], "day", tz)
+    histogram = sorted(counted.delays.items())
+    rollup = OverviewRollup.objects.create(
+        zone=str(tz),
+        first_day=first,
+        last_day=last,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        rows=[
+            {
+                "day": local_day(row["bucket"], tz).isoformat(),
+                "currency": row["currency"],
+                **{name: row[name] for name in KINDS},
+                **{name: str(row[name]) for name in MONEY},
+            }
+            for row in counted.rows
+        ],
+        delay_seconds=[delay for delay, _ in histogram],
+        delay_counts=[n for _, n in histogram],
+        deliveries=dict(counted.deliveries),
+    )
+    # Rollups of periods seen days ago (yesterday's "last 30 days" is one) are not read again.
+    OverviewRollup.objects.filter(computed_at__lt=rollup.computed_at - KEEP).delete()
+    return rollup
+
+
+def _figures(rollup: OverviewRollup, tz: tzinfo) -> Figures:
+    return Figures(
+        rows=[
+            {
+                **row,
+                "bucket": day_start(date.fromisoformat(row["day"]), tz),
+                **{name: Decimal(row[name]) for name in MONEY},
+            }
+            for row in rollup.rows
+        ],
+        delays=Counter(dict(zip(rollup.delay_seconds, rollup.delay_counts, strict=True))),
+        deliveries=Counter(rollup.deliveries),
+    )
+
+
+# --- Invalidation ----------------------------------------------------------------------------
+
+
+def _lock() -> None:
+    """Held to the end of the transaction: counting days and dropping rollups wait for each other."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+
+
+def changed(received_at: datetime, now: datetime | None = None) -> None:
+    """An event or a delivery outcome received at `received_at` was just written: drop the rollups of
+    its day if it may be closed. Call it after the write, inside its transaction or after it committed.
+    Costs nothing (no query) for a write less than LATE_WRITE after `received_at`."""
+    if received_at > (now or timezone.now()) - LATE_WRITE:
+        return
+    forget(received_at, received_at)
+
+
+def forget(start: datetime | None = None, end: datetime | None = None) -> int:
+    """Drop the rollups (every zone) of the days that overlap [start, end]; None: unbounded."""
+    rollups = OverviewRollup.objects.all()
+    if start is not None:
+        rollups = rollups.filter(ends_at__gt=start)
+    if end is not None:
+        rollups = rollups.filter(starts_at__lte=end)
+    with transaction.atomic():
+        _lock()
+        deleted, _ = rollups.delete()
+    return deleted
