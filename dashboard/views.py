@@ -290,6 +290,14 @@ EVENT_CSV_HEADER = [
 ]  # fmt: skip
 
 
+# What a timeline row shows (templatetags event_row): the JSON diff and the action's other fields stay in the database.
+EVENT_ROW_FIELDS = [
+    "received_at", "changed_at", "kind", "from_state", "to_state", "currency", "amount", "delta_amount", "payout",
+    "delta_payout", "delay_seconds", "duplicate_count", "out_of_order", "superseded", "anomaly", "source",
+    "action__action_id", "action__oid",
+]  # fmt: skip
+
+
 def _event_csv(queryset, campaign_id: str):
     rows = queryset.values_list(
         "received_at", "changed_at", "action__action_id", "kind", "from_state", "to_state", "status", "currency",
@@ -337,7 +345,7 @@ def brand_timeline(request, campaign_id):
     events = filterset.qs
     if wants_csv(request):
         return csv_response(f"brand-{_slug(campaign_id)}-events.csv", EVENT_CSV_HEADER, _event_csv(events, campaign_id))
-    page = _page(request, events.select_related("action"))
+    page = _page(request, events.select_related("action").only(*EVENT_ROW_FIELDS))
     alert_by_event = DelayAlert.objects.active_by_event([e.pk for e in page.rows])
     for event in page.rows:
         event.active_alert_id = alert_by_event.get(event.pk)
@@ -346,7 +354,7 @@ def brand_timeline(request, campaign_id):
     end = end or timezone.now()
     start = start or end - timedelta(days=CHART_DEFAULT_DAYS)
     currency = next((e.currency for e in page.rows if e.currency), None)
-    buckets = events.in_period(start, end).by_bucket("day", display_zone(), currency)
+    buckets = filterset.chart_qs.in_period(start, end).by_bucket("day", display_zone(), currency)
     chart = build_charts(buckets, _day_slots(start, end), "day", currency)
     return render(
         request,

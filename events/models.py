@@ -555,10 +555,11 @@ class Action(models.Model):
         indexes = [
             # Brand timeline and brands list: a brand's actions.
             models.Index(fields=["brand", "state"], name="action_brand_state"),
-            # Dashboard (branch `dashboard`): brand timeline filters "tracker" and "sub id",
+            # Dashboard (branch `dashboard`): the chart of a brand timeline filtered by "tracker" or
+            # "sub id" (with the id: the brand's actions with that value, from the index alone),
             # and the action id / order id search of the brand timeline.
-            models.Index(fields=["brand", "action_tracker_id"], name="action_brand_tracker"),
-            models.Index(fields=["brand", "sub_id1"], name="action_brand_sub_id1"),
+            models.Index(fields=["brand", "action_tracker_id", "id"], name="action_brand_tracker"),
+            models.Index(fields=["brand", "sub_id1", "id"], name="action_brand_sub_id1"),
             models.Index(fields=["oid"], name="action_oid"),
         ]
 
@@ -626,6 +627,14 @@ class ActionEvent(models.Model):
             # newest first with keyset pagination on (received_at, id).
             models.Index(fields=["brand", "kind", "-received_at", "-id"], name="event_brand_kind_recv"),
             models.Index(fields=["brand", "to_state", "-received_at", "-id"], name="event_brand_state_recv"),
+            # Brand timeline "late only" (with or without a kind): the few late postbacks of a brand,
+            # newest first, instead of every event of the brand. Used for any late threshold of at
+            # least the default 15 minutes (DELAY_LATE_AFTER_MINUTES).
+            models.Index(
+                fields=["brand", "-received_at", "-id", "kind"],
+                condition=models.Q(source="postback", delay_seconds__gt=15 * 60),
+                name="event_brand_late_recv",
+            ),
         ]
 
     def __str__(self) -> str:

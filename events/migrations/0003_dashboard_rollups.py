@@ -26,9 +26,33 @@ class Migration(migrations.Migration):
                 ('deliveries', models.JSONField(default=dict, help_text='{outcome: deliveries received in those days}.')),
                 ('computed_at', models.DateTimeField(default=django.utils.timezone.now)),
             ],
-            options={
-                'indexes': [models.Index(fields=['ends_at'], name='rollup_ends')],
-                'constraints': [models.UniqueConstraint(fields=('zone', 'first_day', 'last_day'), name='rollup_zone_days')],
-            },
+        ),
+        migrations.RemoveIndex(
+            model_name='action',
+            name='action_brand_tracker',
+        ),
+        migrations.RemoveIndex(
+            model_name='action',
+            name='action_brand_sub_id1',
+        ),
+        migrations.AddIndex(
+            model_name='action',
+            index=models.Index(fields=['brand', 'action_tracker_id', 'id'], name='action_brand_tracker'),
+        ),
+        migrations.AddIndex(
+            model_name='action',
+            index=models.Index(fields=['brand', 'sub_id1', 'id'], name='action_brand_sub_id1'),
+        ),
+        migrations.AddIndex(
+            model_name='actionevent',
+            index=models.Index(condition=models.Q(('delay_seconds__gt', 900), ('source', 'postback')), fields=['brand', '-received_at', '-id', 'kind'], name='event_brand_late_recv'),
+        ),
+        migrations.AddIndex(
+            model_name='overviewrollup',
+            index=models.Index(fields=['ends_at'], name='rollup_ends'),
+        ),
+        migrations.AddConstraint(
+            model_name='overviewrollup',
+            constraint=models.UniqueConstraint(fields=('zone', 'first_day', 'last_day'), name='rollup_zone_days'),
         ),
     ]
