@@ -182,12 +182,8 @@ def brands(request):
     period, period_error = _period(request)
     search = request.GET.get("q", "").strip()[:255]
     brand_list = list(Brand.objects.search(search).with_last_postback())
-    events = ActionEvent.objects.in_period(period.start, period.end)
-    if search:
-        events = events.filter(brand__in=[b.pk for b in brand_list])
-    rows = _brand_rows(
-        brand_list, events.brand_rows(), events.brand_percentiles(0.95), DelayAlert.objects.open_counts_by_brand()
-    )
+    figures = rollups.brand_figures(period.start, period.end, display_zone())
+    rows = _brand_rows(brand_list, figures.rows, figures.percentiles(0.95), DelayAlert.objects.open_counts_by_brand())
 
     sort = request.GET.get("sort", "-actions")
     key = sort.lstrip("-")

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Coalesce, Floor, RowNumber, TruncDay, TruncHour
+from django.db.models.functions import Coalesce, TruncDay, TruncHour
 from django.utils import timezone
 
 DEFAULT_HEADER = "X-Postback-Token"
@@ -26,42 +26,6 @@ def generate_secret() -> str:
 # === Dashboard queries (branch `dashboard`) ==========================================
 # Read-only queries behind the dashboard pages, mixed into the querysets below so that
 # views stay thin. Each page runs a fixed number of these, whatever the data size.
-
-
-class PercentileCont(models.Aggregate):
-    """PostgreSQL's `percentile_cont(f) WITHIN GROUP (ORDER BY expr)`; other backends use a fallback."""
-
-    function = "percentile_cont"
-    name = "PercentileCont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = models.FloatField()
-    allow_distinct = False
-
-    def __init__(self, expression, fraction: float, **extra):
-        fraction = float(fraction)
-        if not 0 <= fraction <= 1:
-            raise ValueError("fraction must be between 0 and 1")
-        super().__init__(expression, fraction=repr(fraction), **extra)
-
-    def as_sql(self, compiler, connection, **extra_context):
-        if connection.vendor != "postgresql":
-            raise NotImplementedError("percentile_cont needs PostgreSQL; use the bounded fallback")
-        return super().as_sql(compiler, connection, **extra_context)
-
-
-def supports_percentile_cont(using: str = "default") -> bool:
-    from django.db import connections
-
-    return connections[using].vendor == "postgresql"
-
-
-def interpolate_percentile(lower: float | None, upper: float | None, position: float) -> float | None:
-    """percentile_cont between the two ordered values around `position` (0-based, fractional)."""
-    if lower is None:
-        return None
-    if upper is None:
-        return float(lower)
-    return float(lower) + (position - int(position)) * (float(upper) - float(lower))
 
 
 def _trunc(bucket: str, tzinfo):
@@ -162,49 +126,15 @@ class ActionEventDashboardQueries(ReceivedAtQueries):
             .order_by("bucket", "currency")
         )
 
-    def delay_histogram(self) -> dict[int, int]:
-        """{delay_seconds: events} over the events that carry a delay: exact percentiles, counts over
-        any threshold and the maximum follow from it, and histograms of separate parts add up."""
-        rows = self.filter(delay_seconds__isnull=False).order_by().values_list("delay_seconds")
-        return dict(rows.annotate(n=models.Count("id")))
+    def delay_histogram(self, *group_by: str) -> list[tuple]:
+        """(*group_by, delay_seconds, events) over the events that carry a delay: exact percentiles, counts
+        over any threshold and the maximum follow from it, and histograms of separate parts add up."""
+        rows = self.filter(delay_seconds__isnull=False).order_by().values_list(*group_by, "delay_seconds")
+        return list(rows.annotate(n=models.Count("id")))
 
     def brand_rows(self) -> list[dict]:
         """One scan: counts and money per (brand, currency), for the brands list."""
         return list(self.order_by().values("brand_id", "currency").annotate(**self._counts(), **self._money()))
-
-    def brand_percentiles(self, fraction: float = 0.95) -> dict[int, float | None]:
-        """percentile_cont of delay_seconds per brand: one query."""
-        if supports_percentile_cont(self.db):
-            rows = self.order_by().values("brand_id").annotate(p=PercentileCont("delay_seconds", fraction))
-            return {row["brand_id"]: row["p"] for row in rows}
-        return self._per_brand_percentile_fallback(fraction)
-
-    def _per_brand_percentile_fallback(self, fraction: float) -> dict[int, float | None]:
-        """At most two rows per brand, picked by window functions inside the database."""
-        ranked = (
-            self.filter(delay_seconds__isnull=False)
-            .order_by()
-            .annotate(
-                rank=models.Window(
-                    RowNumber(), partition_by=[models.F("brand_id")], order_by=models.F("delay_seconds").asc()
-                ),
-                n=models.Window(models.Count("id"), partition_by=[models.F("brand_id")]),
-            )
-            .annotate(lower=Floor((models.F("n") - 1) * fraction) + 1)
-            .filter(rank__gte=models.F("lower"), rank__lte=models.F("lower") + 1)
-            .values_list("brand_id", "rank", "n", "delay_seconds")
-        )
-        picked: dict[int, dict[int, int]] = {}
-        sizes: dict[int, int] = {}
-        for brand_id, rank, n, delay in ranked:
-            picked.setdefault(brand_id, {})[rank] = delay
-            sizes[brand_id] = n
-        result = {}
-        for brand_id, values in picked.items():
-            position = fraction * (sizes[brand_id] - 1)
-            lower = int(position) + 1
-            result[brand_id] = interpolate_percentile(values.get(lower), values.get(lower + 1), position)
-        return result
 
     def by_bucket(self, bucket: str, tzinfo, currency: str | None) -> list[dict]:
         """Events per day (or hour) and kind, with payout gained, changed and lost in one currency."""
@@ -1003,19 +933,21 @@ class AllowedNetwork(models.Model):
 
 
 # =====================================================================================
-# Dashboard rollups (issue 3): the overview's figures for a run of closed days, counted
-# once (events/rollups.py) so a 30-day overview reads one row instead of every event.
+# Dashboard rollups (issue 3): the overview's and brands list's figures for a run of closed
+# days, counted once (events/rollups.py) so a 30-day period reads one row, not every event.
 # =====================================================================================
 
 
 class OverviewRollup(models.Model):
-    """The overview's figures for the closed days `first_day`..`last_day` of a display zone, cached.
+    """The overview's and the brands list's figures for the closed days `first_day`..`last_day` of a
+    display zone, cached.
 
     Exact, not sampled: per day and currency the counts by kind and the money sums (the chart
     and the money cards), the delays as a histogram (two lists: each delay seen, ascending, and
     how many events had it) from which percentiles, late counts and the maximum follow exactly,
-    and the deliveries by outcome. events/rollups.py counts it on first need and drops it when a
-    write lands in one of its days (replays, backfills, deletions).
+    the deliveries by outcome; and per brand its counts, money and delay histogram.
+    events/rollups.py counts it on first need and drops it when a write lands in one of its days
+    (replays, backfills, deletions).
     """
 
     zone = models.CharField(max_length=64, help_text="The display time zone the days belong to.")
@@ -1027,6 +959,8 @@ class OverviewRollup(models.Model):
     delay_seconds = models.JSONField(default=list, help_text="Every delay seen, ascending.")
     delay_counts = models.JSONField(default=list, help_text="Events with each of those delays.")
     deliveries = models.JSONField(default=dict, help_text="{outcome: deliveries received in those days}.")
+    brand_rows = models.JSONField(default=list, help_text="Per brand and currency: counts by kind and money.")
+    brand_delays = models.JSONField(default=dict, help_text="{brand id: [delays seen, events with each]}.")
     computed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -1,4 +1,4 @@
-"""The overview's closed days, counted once: its cost follows the page, not the data.
+"""Closed days of the overview and the brands list, counted once: their cost follows the page, not the data.
 
 A day of the display zone is *closed* once it ended SETTLE ago. The figures of a period take
 the run of closed days it covers from one OverviewRollup row (counted from the events and
@@ -28,7 +28,7 @@ after it committed: both orders are safe.
 from __future__ import annotations
 
 import zlib
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import ActionEvent, Delivery, OverviewRollup, interpolate_percentile
+from .models import ActionEvent, Delivery, OverviewRollup
 
 SETTLE = timedelta(hours=1)
 LATE_WRITE = timedelta(minutes=5)
@@ -45,6 +45,8 @@ KEEP = timedelta(days=2)
 LOCK_KEY = zlib.crc32(b"events.rollups")
 KINDS = ("events", "tracked", "modified", "reversed")
 MONEY = ("gained", "changed", "lost")
+OVERVIEW_FIELDS = ("rows", "delay_seconds", "delay_counts", "deliveries")
+BRAND_FIELDS = ("brand_rows", "brand_delays")
 
 
 @dataclass
@@ -81,12 +83,36 @@ class Figures:
         }
 
 
+@dataclass
+class BrandFigures:
+    """What the brands list shows for a period, exact.
+
+    rows: per (brand_id, currency): events, tracked, modified, reversed, gained, changed, lost.
+    delays: {brand_id: {delay_seconds: events}}.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    delays: defaultdict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
+
+    def add(self, other: BrandFigures) -> None:
+        self.rows += other.rows
+        for brand_id, delays in other.delays.items():
+            self.delays[brand_id].update(delays)
+
+    def percentiles(self, fraction: float) -> dict[int, float | None]:
+        """{brand_id: percentile_cont(fraction) of its delays}."""
+        return {
+            brand_id: percentile_cont(sorted(delays.items()), sum(delays.values()), fraction)
+            for brand_id, delays in self.delays.items()
+        }
+
+
 def percentile_cont(histogram: list[tuple[int, int]], total: int, fraction: float) -> float | None:
-    """percentile_cont(fraction) of the values of an ascending [(value, count)] histogram."""
+    """PostgreSQL's percentile_cont(fraction) of the values of an ascending [(value, count)] histogram."""
     if not total:
         return None
     position = fraction * (total - 1)
-    rank = int(position)  # 0-based: the value at `rank` and the next one are interpolated
+    rank = int(position)  # 0-based: the value at `rank`, interpolated towards the next one
     lower = upper = None
     seen = 0
     for value, count in histogram:
@@ -96,7 +122,9 @@ def percentile_cont(histogram: list[tuple[int, int]], total: int, fraction: floa
         if rank + 1 < seen:
             upper = value
             break
-    return interpolate_percentile(lower, upper, position)
+    if upper is None:  # `rank` is the last one: position is a whole number
+        return float(lower)
+    return float(lower) + (position - rank) * (float(upper) - float(lower))
 
 
 # --- Days ------------------------------------------------------------------------------------
@@ -142,44 +170,62 @@ def figures(start: datetime, end: datetime, bucket: str, tz: tzinfo, now: dateti
     """The overview's figures for [start, end), rows per `bucket` ("day" or "hour") in `tz`.
 
     Four queries: the closed days' rollup, then the events (rows, delays) and deliveries of the
-    rest. Counting a missing rollup adds the lock, three queries over its days and its insert.
+    rest. Counting a missing rollup adds the lock, a second look, five queries over its days,
+    its insert and the clean-up.
     """
     now = now or timezone.now()
     days = closed_days(start, end, tz, now - SETTLE) if bucket == "day" else []
-    result = _closed(days[0], days[-1], tz) if days else Figures()
+    result = _figures(_rollup(days[0], days[-1], tz, OVERVIEW_FIELDS), tz) if days else Figures()
     result.add(_count(gaps(start, end, days, tz), bucket, tz))
     result.rows.sort(key=lambda row: (row["bucket"], row["currency"]))
     return result
 
 
+def brand_figures(start: datetime, end: datetime, tz: tzinfo, now: datetime | None = None) -> BrandFigures:
+    """The brands list's figures for [start, end): three queries, as figures()."""
+    now = now or timezone.now()
+    days = closed_days(start, end, tz, now - SETTLE)
+    result = _brand_figures(_rollup(days[0], days[-1], tz, BRAND_FIELDS)) if days else BrandFigures()
+    result.add(_count_brands(gaps(start, end, days, tz)))
+    return result
+
+
 def _count(ranges, bucket: str, tz: tzinfo) -> Figures:
-    """Figures of the events and deliveries received in `ranges`, counted in the database."""
+    """The overview's figures of the events and deliveries received in `ranges`, counted in the database."""
     events = ActionEvent.objects.in_ranges(ranges)
     return Figures(
         rows=events.period_rows(bucket, tz),
-        delays=Counter(events.delay_histogram()),
+        delays=Counter(dict(events.delay_histogram())),
         deliveries=Counter(Delivery.objects.in_ranges(ranges).outcome_counts()),
     )
 
 
-def _closed(first: date, last: date, tz: tzinfo) -> Figures:
-    """Figures of the closed days first..last, from their rollup (counted and stored if missing)."""
-    key = {"zone": str(tz), "first_day": first, "last_day": last}
-    rollup = OverviewRollup.objects.filter(**key).first()
+def _count_brands(ranges) -> BrandFigures:
+    """The brands list's figures of the events received in `ranges`, counted in the database."""
+    events = ActionEvent.objects.in_ranges(ranges)
+    result = BrandFigures(rows=events.brand_rows())
+    for brand_id, delay, n in events.delay_histogram("brand_id"):
+        result.delays[brand_id][delay] = n
+    return result
+
+
+def _rollup(first: date, last: date, tz: tzinfo, fields: tuple[str, ...]) -> OverviewRollup:
+    """The rollup of the closed days first..last (reading only `fields`), counted and stored if missing."""
+    rollups = OverviewRollup.objects.only(*fields).filter(zone=str(tz), first_day=first, last_day=last)
+    rollup = rollups.first()
     if rollup is None:
         with transaction.atomic():
             _lock()
-            rollup = OverviewRollup.objects.filter(**key).first()  # counted while we waited?
-            if rollup is None:
-                rollup = _store(first, last, tz)
-    return _figures(rollup, tz)
+            rollup = rollups.first() or _store(first, last, tz)  # counted while we waited?
+    return rollup
 
 
 def _store(first: date, last: date, tz: tzinfo) -> OverviewRollup:
-    """Count the days first..last and keep them."""
+    """Count the days first..last for both pages and keep them."""
     starts_at, ends_at = day_start(first, tz), day_start(last + timedelta(days=1), tz)
     counted = _count([(starts_at, ends_at)], "day", tz)
-    histogram = sorted(counted.delays.items())
+    brands = _count_brands([(starts_at, ends_at)])
+    delay_seconds, delay_counts = _lists(counted.delays)
     rollup = OverviewRollup.objects.create(
         zone=str(tz),
         first_day=first,
@@ -187,36 +233,51 @@ def _store(first: date, last: date, tz: tzinfo) -> OverviewRollup:
         starts_at=starts_at,
         ends_at=ends_at,
         rows=[
-            {
-                "day": local_day(row["bucket"], tz).isoformat(),
-                "currency": row["currency"],
-                **{name: row[name] for name in KINDS},
-                **{name: str(row[name]) for name in MONEY},
-            }
-            for row in counted.rows
+            _stored(row, day=local_day(row["bucket"], tz).isoformat(), currency=row["currency"]) for row in counted.rows
         ],
-        delay_seconds=[delay for delay, _ in histogram],
-        delay_counts=[n for _, n in histogram],
+        delay_seconds=delay_seconds,
+        delay_counts=delay_counts,
         deliveries=dict(counted.deliveries),
+        brand_rows=[_stored(row, brand_id=row["brand_id"], currency=row["currency"]) for row in brands.rows],
+        brand_delays={brand_id: _lists(delays) for brand_id, delays in brands.delays.items()},
     )
     # Rollups of periods seen days ago (yesterday's "last 30 days" is one) are not read again.
     OverviewRollup.objects.filter(computed_at__lt=rollup.computed_at - KEEP).delete()
     return rollup
 
 
+def _stored(row: dict, **keys) -> dict:
+    """A counted row as JSON: its keys, the counts, the money as exact decimal strings."""
+    return {**keys, **{name: row[name] for name in KINDS}, **{name: str(row[name]) for name in MONEY}}
+
+
+def _loaded(row: dict, **extra) -> dict:
+    return {**row, **{name: Decimal(row[name]) for name in MONEY}, **extra}
+
+
+def _lists(histogram: Counter) -> list[list[int]]:
+    """[delays, ascending], [events with each]: two flat lists parse much faster than one list of pairs."""
+    delays = sorted(histogram)
+    return [delays, [histogram[delay] for delay in delays]]
+
+
+def _histogram(delay_seconds: list[int], delay_counts: list[int]) -> Counter:
+    return Counter(dict(zip(delay_seconds, delay_counts, strict=True)))
+
+
 def _figures(rollup: OverviewRollup, tz: tzinfo) -> Figures:
     return Figures(
-        rows=[
-            {
-                **row,
-                "bucket": day_start(date.fromisoformat(row["day"]), tz),
-                **{name: Decimal(row[name]) for name in MONEY},
-            }
-            for row in rollup.rows
-        ],
-        delays=Counter(dict(zip(rollup.delay_seconds, rollup.delay_counts, strict=True))),
+        rows=[_loaded(row, bucket=day_start(date.fromisoformat(row["day"]), tz)) for row in rollup.rows],
+        delays=_histogram(rollup.delay_seconds, rollup.delay_counts),
         deliveries=Counter(rollup.deliveries),
     )
+
+
+def _brand_figures(rollup: OverviewRollup) -> BrandFigures:
+    result = BrandFigures(rows=[_loaded(row) for row in rollup.brand_rows])
+    for brand_id, (delay_seconds, delay_counts) in rollup.brand_delays.items():
+        result.delays[int(brand_id)] = _histogram(delay_seconds, delay_counts)
+    return result
 
 
 # --- Invalidation ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The overview's closed days come from a rollup, and equal a count over every event, exactly."""
+"""The overview's and brands list's closed days come from a rollup, and equal a count over every event, exactly."""
 
 from __future__ import annotations
 
@@ -10,19 +10,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.db.models import Aggregate, FloatField
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events import rollups
-from events.models import (
-    Action,
-    ActionEvent,
-    Brand,
-    Delivery,
-    OverviewRollup,
-    PercentileCont,
-    supports_percentile_cont,
-)
+from events.models import Action, ActionEvent, Brand, Delivery, OverviewRollup
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Pacific/Chatham", "America/Santiago"]
@@ -33,29 +27,35 @@ OUTCOMES = ["applied", "duplicate", "invalid", "failed", "received"]
 # --- Builders ----------------------------------------------------------------------------------
 
 
-def brand_and_action() -> Action:
-    brand, _ = Brand.objects.get_or_create(campaign_id="1001", defaults={"name": "Brand A"})
+def brand_and_action(brand: int = 0) -> Action:
+    brand, _ = Brand.objects.get_or_create(campaign_id=str(1001 + brand))
     action, _ = Action.objects.get_or_create(
-        action_id="A1", defaults={"brand": brand, "state": "tracked", "first_received_at": NOW, "last_received_at": NOW}
+        action_id=f"A{brand.campaign_id}",
+        defaults={"brand": brand, "state": "tracked", "first_received_at": NOW, "last_received_at": NOW},
     )
     return action
 
 
 def add_events(specs: list[dict]) -> None:
-    """One event per spec (received_at, kind, currency, payout, delta_payout, applied, delay_seconds)."""
-    action = brand_and_action()
+    """One event per spec (received_at, kind, currency, payout, delta_payout, applied, delay_seconds, brand)."""
+    actions = {}
     first = ActionEvent.objects.count() + 1
-    ActionEvent.objects.bulk_create(
-        ActionEvent(
-            action=action,
-            brand_id=action.brand_id,
-            seq=first + i,
-            fingerprint=f"fp-{first + i}",
-            to_state=spec["kind"],
-            **spec,
+    events = []
+    for i, spec in enumerate(specs):
+        fields = dict(spec)
+        brand = fields.pop("brand", 0)
+        action = actions[brand] = actions.get(brand) or brand_and_action(brand)
+        events.append(
+            ActionEvent(
+                action=action,
+                brand_id=action.brand_id,
+                seq=first + i,
+                fingerprint=f"fp-{first + i}",
+                to_state=fields["kind"],
+                **fields,
+            )
         )
-        for i, spec in enumerate(specs)
-    )
+    ActionEvent.objects.bulk_create(events)
 
 
 def add_deliveries(specs: list[tuple[datetime, str]]) -> None:
@@ -75,48 +75,77 @@ def event(received_at: datetime, **fields) -> dict:
 # --- What a count over every event gives (the overview's query before rollups) -------------------
 
 
-def reference_percentiles(start, end) -> tuple:
-    events = ActionEvent.objects.in_period(start, end)
-    if supports_percentile_cont():
-        row = events.aggregate(p50=PercentileCont("delay_seconds", 0.5), p95=PercentileCont("delay_seconds", 0.95))
-        return row["p50"], row["p95"]
-    values = sorted(events.exclude(delay_seconds=None).values_list("delay_seconds", flat=True))
+class PercentileCont(Aggregate):
+    """PostgreSQL's percentile_cont: what the overview and brands list computed before rollups."""
 
-    def cont(fraction):  # PostgreSQL's percentile_cont, as its documentation defines it
-        if not values:
-            return None
-        position = fraction * (len(values) - 1)
-        low, high = values[math.floor(position)], values[math.ceil(position)]
-        return low + (position - math.floor(position)) * (high - low)
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
 
-    return cont(0.5), cont(0.95)
+    def __init__(self, expression, fraction: float):
+        super().__init__(expression, fraction=repr(fraction))
+
+
+def percentiles_of(events, fraction: float, by: str = "") -> dict:
+    """{group: percentile_cont of its delays} ({"": ...} without `by`), groups with a delay only."""
+    events = events.exclude(delay_seconds=None).order_by()
+    if connection.vendor == "postgresql":
+        if not by:
+            row = events.aggregate(p=PercentileCont("delay_seconds", fraction))
+            return {"": row["p"]} if row["p"] is not None else {}
+        return dict(events.values_list(by).annotate(p=PercentileCont("delay_seconds", fraction)))
+    groups: dict = {}
+    for event in events.only("delay_seconds", "brand_id"):
+        groups.setdefault(getattr(event, by) if by else "", []).append(event.delay_seconds)
+    return {group: cont(sorted(values), fraction) for group, values in groups.items()}
+
+
+def cont(values: list[int], fraction: float) -> float:
+    """percentile_cont as PostgreSQL's documentation defines it."""
+    position = fraction * (len(values) - 1)
+    low, high = values[math.floor(position)], values[math.ceil(position)]
+    return low + (position - math.floor(position)) * (high - low)
 
 
 def everything_counted(start, end, bucket, tz) -> dict:
     events = ActionEvent.objects.in_period(start, end)
     rows = events.period_rows(bucket, tz)
     delays = list(events.exclude(delay_seconds=None).values_list("delay_seconds", flat=True))
-    p50, p95 = reference_percentiles(start, end)
     return {
         "rows": [(row["bucket"], row["currency"], *(row[k] for k in rollups.KINDS + rollups.MONEY)) for row in rows],
         "with_delay": len(delays),
         "late": sum(d > 15 * 60 for d in delays),
         "alert_late": sum(d > 60 * 60 for d in delays),
         "delay_max": max(delays, default=None),
-        "delay_p50": p50,
-        "delay_p95": p95,
+        "delay_p50": percentiles_of(events, 0.5).get(""),
+        "delay_p95": percentiles_of(events, 0.95).get(""),
         "deliveries": Delivery.objects.in_period(start, end).outcome_counts(),
+        "brands": per_brand(events.brand_rows()),
+        "brand_p95": percentiles_of(events, 0.95, by="brand_id"),
     }
+
+
+def per_brand(rows: list[dict]) -> dict:
+    """{(brand, currency): (counts..., money...)}, the closed days' and the rest's rows added up."""
+    totals: dict = {}
+    for row in rows:
+        values = [row[k] for k in rollups.KINDS + rollups.MONEY]
+        key = (row["brand_id"], row["currency"])
+        totals[key] = [a + b for a, b in zip(totals[key], values, strict=True)] if key in totals else values
+    return totals
 
 
 def from_rollups(start, end, bucket, tz, now) -> dict:
     figures = rollups.figures(start, end, bucket, tz, now)
+    brands = rollups.brand_figures(start, end, tz, now)
     return {
         "rows": [
             (row["bucket"], row["currency"], *(row[k] for k in rollups.KINDS + rollups.MONEY)) for row in figures.rows
         ],
         **figures.delay_summary(),
         "deliveries": dict(figures.deliveries),
+        "brands": per_brand(brands.rows),
+        "brand_p95": brands.percentiles(0.95),
     }
 
 
@@ -133,6 +162,7 @@ event_specs = st.builds(
     delta_payout=st.one_of(st.none(), st.decimals(min_value=-(10**4), max_value=10**4, places=6)),
     applied=st.booleans(),
     delay_seconds=st.one_of(st.none(), st.integers(-3600, 3 * 3600), st.sampled_from([0, 900, 901, 3600, 3601])),
+    brand=st.integers(0, 2),
 )
 delivery_specs = st.tuples(st.one_of(moments, midnights), st.sampled_from(OUTCOMES))
 periods = st.one_of(
@@ -164,21 +194,26 @@ def period_bounds(period, now, tz):
 def test_rollups_and_live_part_equal_a_count_over_every_event(
     db, zone, period, minutes_after, before, late, deliveries, late_deliveries
 ):
-    for model in (OverviewRollup, ActionEvent, Delivery):
+    for model in (OverviewRollup, ActionEvent, Action, Delivery):
         model.objects.all().delete()
     tz = ZoneInfo(zone)
     now = NOW + timedelta(minutes=minutes_after)
     start, end, bucket = period_bounds(period, now, tz)
     add_events(before)
     add_deliveries(deliveries)
-    assert from_rollups(start, end, bucket, tz, now) == everything_counted(start, end, bucket, tz)
+    assert_same(from_rollups(start, end, bucket, tz, now), everything_counted(start, end, bucket, tz))
 
     # Replays and backfills land in days already counted; each write says so.
     add_events(late)
     add_deliveries(late_deliveries)
     for received_at in [spec["received_at"] for spec in late] + [at for at, _ in late_deliveries]:
         rollups.changed(received_at, now=now)
-    assert from_rollups(start, end, bucket, tz, now) == everything_counted(start, end, bucket, tz)
+    assert_same(from_rollups(start, end, bucket, tz, now), everything_counted(start, end, bucket, tz))
+
+
+def assert_same(got: dict, expected: dict) -> None:
+    for name, value in expected.items():
+        assert (name, got[name]) == (name, value)
 
 
 # --- Caching and invalidation ----------------------------------------------------------------------

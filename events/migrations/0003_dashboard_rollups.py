@@ -24,6 +24,8 @@ class Migration(migrations.Migration):
                 ('delay_seconds', models.JSONField(default=list, help_text='Every delay seen, ascending.')),
                 ('delay_counts', models.JSONField(default=list, help_text='Events with each of those delays.')),
                 ('deliveries', models.JSONField(default=dict, help_text='{outcome: deliveries received in those days}.')),
+                ('brand_rows', models.JSONField(default=list, help_text='Per brand and currency: counts by kind and money.')),
+                ('brand_delays', models.JSONField(default=dict, help_text='{brand id: [delays seen, events with each]}.')),
                 ('computed_at', models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),

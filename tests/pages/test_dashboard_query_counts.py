@@ -7,13 +7,13 @@ from events.models import Action, Brand
 # Exact counts on PostgreSQL, session and user lookups and the alert banner's one query included.
 # The timeline pages look up alert badges only when the page has rows (so the filtered one runs 6
 # queries on 10 events, 7 on 1,000).
-# The overview's first view of the day also counts its closed days and stores them: the lock (not
-# on SQLite), a second look, three counts, the insert, the clean-up, and two savepoints in tests.
-# Later views read them (9 queries, below).
+# The overview's and brands list's first view of the day also counts the period's closed days
+# for both pages and stores them: the lock (not on SQLite), a second look, five counts, the
+# insert, the clean-up, and two savepoints in tests. Later views read them (below).
 PAGES = [
-    ("overview", lambda b, a: "/", 18),
-    ("overview 30 days", lambda b, a: "/?period=30d", 18),
-    ("brands", lambda b, a: "/brands/?sort=delay_p95", 7),
+    ("overview", lambda b, a: "/", 20),
+    ("overview 30 days", lambda b, a: "/?period=30d", 20),
+    ("brands", lambda b, a: "/brands/?sort=delay_p95", 19),
     ("brand timeline", lambda b, a: f"/brands/{b.campaign_id}/", 7),
     (
         "filtered timeline",
@@ -67,14 +67,24 @@ def test_csv_export_streams_with_a_fixed_number_of_queries(
 
 
 @pytest.mark.parametrize("size", [10, 1000])
-@pytest.mark.parametrize("period", ["7d", "30d"])
-def test_overview_reads_its_closed_days_once_counted(
-    staff_client, make_history, django_assert_max_num_queries, size, period
+@pytest.mark.parametrize(
+    ("url", "limit"),
+    [
+        # Session, user, the stored days, three counts of the rest (events, delays, deliveries),
+        # last postback, refused attempts, alert banner.
+        ("/?period=7d", 9),
+        ("/?period=30d", 9),
+        # Session, user, brands, the stored days, two counts of the rest (events, delays), open
+        # alerts per brand, alert banner.
+        ("/brands/?period=7d", 8),
+        ("/brands/?period=30d", 8),
+    ],
+)
+def test_overview_and_brands_read_their_closed_days_once_counted(
+    staff_client, make_history, django_assert_max_num_queries, size, url, limit
 ):
     make_history(size)
-    staff_client.get(f"/?period={period}")  # counts and stores the closed days
-    # Session, user, stored days, three counts of the rest (events, delays, deliveries), last
-    # postback, refused attempts, alert banner.
-    with django_assert_max_num_queries(9):
-        response = staff_client.get(f"/?period={period}")
+    staff_client.get(url)  # counts and stores the closed days
+    with django_assert_max_num_queries(limit):
+        response = staff_client.get(url)
     assert response.status_code == 200
