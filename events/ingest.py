@@ -20,7 +20,7 @@ from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import delays, impact, lifecycle, rows
+from . import delays, impact, lifecycle, rollups, rows
 from .impact import escape_nul
 from .models import (
     AllowedNetwork,
@@ -364,7 +364,7 @@ def process(delivery: Delivery) -> Delivery:
         delivery.outcome = Outcome.INVALID
         delivery.reason = escape_nul(str(exc))
         delivery.processing_ms = _elapsed_ms(started)
-        rows.update(delivery, _PROCESSED_FIELDS)
+        _record_outcome(delivery, _PROCESSED_FIELDS)
         return delivery
     except Exception as exc:  # a bug in the parser: keep the delivery for replay once fixed
         return _failed(delivery, exc, started)
@@ -377,7 +377,7 @@ def process(delivery: Delivery) -> Delivery:
             delivery.outcome = result.outcome
             delivery.event = result.event
             delivery.processing_ms = _elapsed_ms(started)
-            rows.update(delivery, [*_PROCESSED_FIELDS, "action_id", "event"])
+            _record_outcome(delivery, [*_PROCESSED_FIELDS, "action_id", "event"])
     except Exception as exc:
         return _failed(delivery, exc, started)
     return delivery
@@ -393,8 +393,13 @@ def _failed(delivery: Delivery, exc: Exception, started: float) -> Delivery:
     delivery.processing_ms = _elapsed_ms(started)
     # If the database is gone this raises too: the view answers 503, the delivery stays
     # `received` (replayable) and impact.com's retry is deduplicated.
-    rows.update(delivery, [*_PROCESSED_FIELDS, "action_id", "event"])
+    _record_outcome(delivery, [*_PROCESSED_FIELDS, "action_id", "event"])
     return delivery
+
+
+def _record_outcome(delivery: Delivery, fields: list[str]) -> None:
+    rows.update(delivery, fields)
+    rollups.changed(delivery.received_at)  # a replay changes a day the overview may have counted
 
 
 _PROCESSED_FIELDS = ["outcome", "reason", "traceback", "attempts", "processed_at", "processing_ms"]

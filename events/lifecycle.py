@@ -25,7 +25,7 @@ from typing import Any
 
 from django.db.models import F
 
-from . import rows
+from . import rollups, rows
 from .impact import Postback
 from .models import (
     TRACKED_FIELDS,
@@ -228,6 +228,7 @@ def apply(
         **flags,
     )
     rows.insert(event)
+    rollups.changed(received_at)  # an event received days ago (a replay, a backfill) changes a counted day
     return Result(Outcome.APPLIED, event)
 
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Aggregate, FloatField
@@ -300,11 +299,6 @@ def test_hourly_charts_read_no_rollup(db):
     assert tracked(figures) == 1 and not OverviewRollup.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs rollups.changed() wired into lifecycle.apply and ingest.process (the ingest branch owns them); "
-    "once wired this passes: remove the marker",
-)
 def test_a_replayed_delivery_from_last_week_shows_in_an_overview_already_counted(staff_client, time_machine):
     from urllib.parse import urlencode
 
