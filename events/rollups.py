@@ -32,6 +32,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -278,6 +279,34 @@ def _brand_figures(rollup: OverviewRollup) -> BrandFigures:
     for brand_id, (delay_seconds, delay_counts) in rollup.brand_delays.items():
         result.delays[int(brand_id)] = _histogram(delay_seconds, delay_counts)
     return result
+
+
+# --- Counting ahead --------------------------------------------------------------------------
+
+# The dashboard's periods counted by day (its 24-hour one counts by hour and reads no rollup).
+WARM_PERIODS = (timedelta(days=7), timedelta(days=30))
+
+
+def warm(now: datetime | None = None) -> int:
+    """Count the rollups the overview's and the brands list's 7- and 30-day periods will read, if
+    they are missing, so the first view of the day does not (the delay watcher calls this every
+    pass). Returns how many were counted; one query when there is nothing to do."""
+    now = now or timezone.now()
+    tz = ZoneInfo(settings.DISPLAY_TIME_ZONE)
+    wanted = {
+        (days[0], days[-1])
+        for days in (closed_days(now - length, now, tz, now - SETTLE) for length in WARM_PERIODS)
+        if days
+    }
+    stored = set(
+        OverviewRollup.objects.filter(zone=str(tz), first_day__in={first for first, _ in wanted}).values_list(
+            "first_day", "last_day"
+        )
+    )
+    missing = wanted - stored
+    for first, last in sorted(missing):
+        _rollup(first, last, tz, ("id",))
+    return len(missing)
 
 
 # --- Invalidation ----------------------------------------------------------------------------

@@ -364,3 +364,27 @@ def test_removing_the_synthetic_test_action_drops_the_rollups(db):
     assert tracked(rollups.figures(*LAST_WEEK, now=NOW)) == 1
     synthetic.remove_test_action(action.action_id)
     assert tracked(rollups.figures(*LAST_WEEK, now=NOW)) == 0
+
+
+# --- Counting ahead (the delay watcher) ----------------------------------------------------------
+
+
+def test_the_watcher_counts_the_dashboard_rollups_before_the_first_view_of_the_day(staff_client, time_machine):
+    add_events([event(NOW - timedelta(days=d, hours=3)) for d in range(1, 40)])
+    time_machine.move_to(NOW, tick=False)
+    assert rollups.warm() == 2  # the 7- and 30-day periods
+    assert rollups.warm() == 0
+    stored = set(OverviewRollup.objects.values_list("first_day", "last_day"))
+    for page in ("/?period=7d", "/?period=30d", "/brands/?period=7d", "/brands/?period=30d"):
+        assert staff_client.get(page).status_code == 200
+    assert set(OverviewRollup.objects.values_list("first_day", "last_day")) == stored  # read, not counted again
+    assert staff_client.get("/?period=30d").context["summary"]["tracked"] == 29  # days 1 to 29 back
+
+
+def test_a_watcher_pass_counts_ahead_and_says_so(db, time_machine):
+    from events import delays
+
+    time_machine.move_to(NOW, tick=False)
+    summary = delays.Watcher(log=lambda text: None).run_pass()
+    assert summary["rollups counted"] == 2
+    assert delays.Watcher(log=lambda text: None).run_pass()["rollups counted"] == 0
