@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, unquote_plus
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
@@ -289,15 +289,15 @@ def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery | 
         headers=redact_headers(request, auth.header_names, secret),
         remote_addr=client_address(request),
     )
-    while True:
+    for _ in range(3):  # more than one change between a fresh read and the INSERT would be odd
         delivery.credential = auth.credential
         if rows.insert(delivery, where=_still_authenticated(auth, now)):
-            break
+            _note_use(auth.credential, now)
+            return delivery
         auth = _authenticate(request, auth_config(refresh=True), secret)
         if isinstance(auth, Refusal):
             return auth
-    _note_use(auth.credential, now)
-    return delivery
+    raise DatabaseError("the credentials kept changing while the delivery was being stored")  # 503: retried
 
 
 def _still_authenticated(auth: Authenticated, now) -> tuple[str, list]:
