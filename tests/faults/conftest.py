@@ -42,15 +42,17 @@ ENDPOINT = "/postbacks/impact/"
 _databases = count(1)
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
-    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout` seconds."""
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1, evidence=None):
+    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout` seconds,
+    with what `evidence()` returns (logs of the processes involved), if given."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            details = f"\n{evidence()}" if evidence else ""
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{details}")
         time.sleep(interval)
 
 
@@ -257,6 +259,13 @@ class Simulation:
     @property
     def output(self) -> str:
         return self.output_path.read_text()
+
+    def evidence(self, server: Server) -> str:
+        """The simulator's output, the server's answers so far and the end of its log."""
+        return (
+            f"answers so far: {server.statuses()}\n--- simulator\n{self.output[-4000:]}\n"
+            f"--- gunicorn\n{server.error_log.read_text()[-4000:]}"
+        )
 
     def finish(self) -> str:
         try:

@@ -38,10 +38,17 @@ def test_postgres_restarted_mid_load_answers_503_never_500_and_loses_nothing(clu
     now = "2026-11-28T12:00:00+00:00"
     run = simulate(server, "--scenario", "chaos", "--actions", "200", "--seed", "21", "--now", now,
                    "--concurrency", "6", "--backoff", "0.2", "--pause", "0")  # fmt: skip
-    wait_until(lambda: answered(server, 200) >= 100, 120, "the first 100 postbacks to be answered")
+    wait_until(
+        lambda: answered(server, 200) >= 100,
+        120,
+        "the first 100 postbacks to be answered",
+        evidence=lambda: run.evidence(server),
+    )
 
     cluster.stop()
-    wait_until(lambda: answered(server, 503), 30, "a 503 while PostgreSQL is down")
+    wait_until(
+        lambda: answered(server, 503), 30, "a 503 while PostgreSQL is down", evidence=lambda: run.evidence(server)
+    )
     cluster.start()
     output = run.finish()
 
@@ -67,7 +74,12 @@ def test_worker_killed_mid_load_the_retries_land_without_loss_or_duplicates(guni
                    "--backoff", "0.2")  # fmt: skip
     killed = []
     for answered_before in (100, 250):
-        wait_until(lambda n=answered_before: answered(server, 200) >= n, 120, f"{answered_before} answers")
+        wait_until(
+            lambda n=answered_before: answered(server, 200) >= n,
+            120,
+            f"{answered_before} answers",
+            evidence=lambda: run.evidence(server),
+        )
         victim = server.workers()[0]
         os.kill(victim, signal.SIGKILL)
         killed.append(victim)
