@@ -91,8 +91,8 @@ def _is_newer(action: Action, changed_at: datetime | None, fingerprint: str) -> 
 
 # campaign_id -> (brand id, name) as last read or written by this process. Brands are few and
 # change rarely; a new action needs its brand's id, and this saves a query per new action. The
-# action's INSERT checks that the brand is still there under that id (an admin may delete a
-# brand that has no actions).
+# action's INSERT checks that the brand is still there under that id and campaign (an admin may
+# delete a brand that has no actions, and SQLite may give its id to another).
 _brands: dict[str, tuple[int, str]] = {}
 
 
@@ -112,6 +112,12 @@ def brand_id_for(postback: Postback) -> int:
         brand.save(update_fields=["name"])
     _brands[campaign_id] = (brand.pk, brand.name)
     return brand.pk
+
+
+def _brand_still_there(action: Action, postback: Postback) -> tuple[str, list]:
+    """SQL true while the brand remembered for the action's campaign still has that id."""
+    sql = f"EXISTS (SELECT 1 FROM {Brand._meta.db_table} WHERE id = %s AND campaign_id = %s)"  # noqa: S608
+    return sql, [action.brand_id, postback["campaign_id"] or Brand.UNKNOWN]
 
 
 def _lock_action(action_id: str) -> Action | None:
@@ -192,11 +198,7 @@ def apply(
     action.tracked_seen = action.tracked_seen or kind == EventKind.TRACKED
     action.event_count += 1
     action.last_received_at = max(action.last_received_at, received_at)
-    brand_exists = (
-        f"EXISTS (SELECT 1 FROM {Brand._meta.db_table} WHERE id = %s AND campaign_id = %s)",  # noqa: S608
-        [action.brand_id, postback["campaign_id"] or Brand.UNKNOWN],
-    )
-    if created and not rows.insert(action, unique="action_id", where=brand_exists):
+    if created and not rows.insert(action, unique="action_id", where=_brand_still_there(action, postback)):
         # Another transaction created this action first (start again under its row lock), or the
         # brand remembered was deleted since (start again from the database).
         forget_cached()
