@@ -1,12 +1,22 @@
-from django.urls import path
+from django.urls import path, register_converter
+from django.urls.converters import PathConverter
 
 from . import alerts, setup, views
+
+
+class AnyTextConverter(PathConverter):
+    """Like `path:`, and a line break too: an ActionId or CampaignId is whatever impact.com sent."""
+
+    regex = r"[\s\S]+"
+
+
+register_converter(AnyTextConverter, "anytext")
 
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("brands/", views.brands, name="brands"),
-    path("brands/<path:campaign_id>/", views.brand_timeline, name="brand"),
-    path("actions/<path:action_id>/", views.action_detail, name="action"),
+    path("brands/<anytext:campaign_id>/", views.brand_timeline, name="brand"),
+    path("actions/<anytext:action_id>/", views.action_detail, name="action"),
     path("deliveries/", views.deliveries, name="deliveries"),
     path("deliveries/replay/", views.replay, name="replay"),
     path("deliveries/refused/", views.refused, name="refused"),

@@ -51,3 +51,13 @@ def test_a_delivery_row_escapes_its_reason_and_offers_replay_to_staff_only():
     assert 'name="delivery" value="42"' in staff and "<input" not in viewer
     assert "Payout=&#x27;&lt;x&gt;&#x27; is not" in staff and "x" * 150 not in staff and "…" in staff
     assert "<td>—</td>" in staff and "2 attempts" in staff and "Invalid" in staff
+
+
+def test_an_action_id_with_a_line_break_has_a_working_page(staff_client, send):
+    assert send(ActionId="A\nB", CampaignId="10\n01").json()["outcome"] == "applied"
+    link = action_path("A\nB")
+    assert reverse("action", args=["A\nB"]) == link
+    assert staff_client.get(link).status_code == 200
+    timeline = staff_client.get(reverse("brand", args=["10\n01"]))
+    assert timeline.status_code == 200
+    assert f'href="{link}"' in timeline.content.decode()
