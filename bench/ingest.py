@@ -50,6 +50,7 @@ GUNICORN_CONF = ROOT / "postbacks_site" / "gunicorn.conf.py"
 ENDPOINT = "/postbacks/impact/"
 BARE_APP = "bench.bare_app:application"
 NAIVE_APP = "bench.naive_drf:application"
+WRITES_APP = "bench.writes_app:application"
 
 # Values impact.com would put in the recommended template for a tracked sale.
 # ActionId is filled per request by the Lua script; empty macros arrive empty.
@@ -132,8 +133,9 @@ def lua_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_lua(directory: Path, header_name: str, secret: str) -> Path:
-    """The wrk script: impact.com's recommended URL template, filled in, ActionId and Oid unique."""
+def filled_template() -> str:
+    """impact.com's recommended URL template filled in, with NUL where the ActionId goes
+    (ActionId=<id> ... Oid=order-<id>)."""
     from events import impact
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -150,7 +152,11 @@ def write_lua(directory: Path, header_name: str, secret: str) -> Path:
             pairs.append(f"{name}=order-\x00")
         else:
             pairs.append(f"{name}={urllib.parse.quote(TEMPLATE_VALUES[macro.strip('{}')], safe='')}")
-    filled = f"{path}?{'&'.join(pairs)}"
+    return f"{path}?{'&'.join(pairs)}"
+
+
+def write_lua(directory: Path, filled: str, header_name: str, secret: str) -> Path:
+    """The wrk script: the filled-in template with a unique ActionId (and Oid) per request."""
     # The script puts the id at two places: ActionId=<id> ... Oid=order-<id>.
     before, middle, after = filled.split("\x00")
     script = (
@@ -426,6 +432,7 @@ def main() -> int:
         from django.core.management import call_command
         from django.db import connection
 
+        from bench import writes_app
         from bench.bare_app import CREATE_TABLE
         from events.models import Credential
 
@@ -434,10 +441,20 @@ def main() -> int:
         with connection.cursor() as cursor:
             cursor.execute(CREATE_TABLE)
         credential, secret = Credential.create_with_secret(label="bench/ingest.py")
-        lua = write_lua(workdir, credential.header_name, secret)
+        filled = filled_template()
+        lua = write_lua(workdir, filled, credential.header_name, secret)
+        log("recording the SQL of one postback for the writes-alone baseline")
+        writes_app.record(workdir / "writes.pickle", filled, {credential.header_name: secret})
         connection.close()
 
-        env = {**os.environ, "DATABASE_URL": url, "BARE_DATABASE_URL": url, "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "BARE_DATABASE_URL": url,
+            "WRITES_SCRIPT": str(workdir / "writes.pickle"),
+            "HOST": "127.0.0.1",
+            "LOG_LEVEL": "WARNING",
+        }
         env.pop("GUNICORN_ACCESS_LOG", None)
         if args.workers:
             env["WEB_CONCURRENCY"] = str(args.workers)
@@ -445,10 +462,17 @@ def main() -> int:
         naive = Side(
             "naive DRF", "naive DRF view (the same INSERT, no auth, no parsing)", NAIVE_APP, "/", count_bare_rows
         )
+        writes = Side(
+            "pipeline SQL",
+            "the pipeline's SQL alone (its statements replayed, no framework)",
+            WRITES_APP,
+            "/",
+            count_product_rows,
+        )
         product = Side(
             "pipeline", "pipeline (auth, store, parse, dedupe, lifecycle)", None, ENDPOINT, count_product_rows
         )
-        sides = [bare, naive, product]
+        sides = [bare, naive, writes, product]
         # Both servers stay up (idle sync workers wait in accept() and use no CPU), so the rounds
         # can alternate quickly and a change in the machine's load hits both sides alike.
         port = free_port(args.port, 8200)
@@ -481,6 +505,7 @@ def main() -> int:
         )
         ok = bare.report()
         ok = naive.report() and ok
+        ok = writes.report() and ok
         ok = product.report() and ok
         ratio = product.rps() / bare.rps()
         log(f"total time {time.monotonic() - started:.0f} s")
@@ -489,6 +514,10 @@ def main() -> int:
         print(
             f"naive DRF view over bare app: {naive.rps() / bare.rps():.2f}; pipeline over naive DRF view: "
             f"{product.rps() / naive.rps():.2f}"
+        )
+        print(
+            f"the pipeline's SQL alone over bare app: {writes.rps() / bare.rps():.2f} (the most the pipeline "
+            f"could reach with this schema); pipeline over its SQL alone: {product.rps() / writes.rps():.2f}"
         )
         print(f"ratio {ratio:.2f}")
         return 0 if ok and ratio >= args.target else 1
