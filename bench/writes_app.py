@@ -7,7 +7,8 @@ the process's caches are warm (credentials, brands), as in a running server. Thi
 those statements for every request with psycopg on one persistent connection per worker, changing
 only what must differ per postback: the ActionId (and every value that contains it), the
 fingerprint, the ids the INSERTs return, and the times of the request. Before them it sends the
-`SELECT 1` of Django's per-request connection health check. No Django, no DRF, no parsing beyond
+`SELECT 1` of Django's per-request connection health check. Parameters are bound (and statements
+prepared) as the product's settings have Django do it. No Django, no DRF, no parsing beyond
 finding the ActionId, no lifecycle decisions: the pipeline can only be slower than this.
 
     WRITES_SCRIPT=statements.pickle BARE_DATABASE_URL=postgres://... \
@@ -55,6 +56,8 @@ class Script:
     fingerprint: str
     ids: dict[str, int]  # table -> id of the recorded row
     started_at: datetime  # datetimes at or after this are the request's own times
+    server_side_binding: bool  # as the product's connection binds parameters (DATABASE_PREPARED_STATEMENTS)
+    prepare_threshold: int | None
 
 
 def record(path: Path, url: str, headers: dict[str, str]) -> Script:
@@ -93,7 +96,16 @@ def record(path: Path, url: str, headers: dict[str, str]) -> Script:
         match = _RETURNING_TABLE.match(statement.sql)
         if match and "RETURNING" in statement.sql:
             statement.returns = match.group(1)
-    script = Script(statements, RECORDED_ACTION_ID, event.fingerprint, ids, started_at)
+    options = connection.settings_dict["OPTIONS"]
+    script = Script(
+        statements,
+        RECORDED_ACTION_ID,
+        event.fingerprint,
+        ids,
+        started_at,
+        server_side_binding=options.get("server_side_binding") is True,
+        prepare_threshold=options.get("prepare_threshold"),
+    )
     path.write_bytes(pickle.dumps(script))
     return script
 
@@ -161,8 +173,9 @@ class Replay:
                 self.execute(connection, statement)
 
     def execute(self, connection: psycopg.Connection, statement: Statement) -> None:
-        # Django's psycopg backend binds on the client (ClientCursor): do the same.
-        with psycopg.ClientCursor(connection) as cursor:
+        # Bind parameters as Django's psycopg backend does with the product's settings.
+        cursor_class = psycopg.Cursor if self.script.server_side_binding else psycopg.ClientCursor
+        with cursor_class(connection) as cursor:
             cursor.execute(statement.sql, self.value(statement.params))
             if statement.returns:
                 row = cursor.fetchone()
@@ -180,7 +193,9 @@ def application(environ, start_response):
     if _script is None:
         _script = pickle.loads(Path(os.environ["WRITES_SCRIPT"]).read_bytes())
     if _connection is None or _connection.closed:
-        _connection = psycopg.connect(os.environ["BARE_DATABASE_URL"], autocommit=True)
+        _connection = psycopg.connect(
+            os.environ["BARE_DATABASE_URL"], autocommit=True, prepare_threshold=_script.prepare_threshold
+        )
     query_string = environ.get("QUERY_STRING", "")
     action_id = next((value for name, value in parse_qsl(query_string) if name == "ActionId"), "")
     if not action_id:

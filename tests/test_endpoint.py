@@ -386,3 +386,14 @@ def test_a_chunked_body_over_the_limit_is_refused_with_413(client, credential, s
     response = chunked_post(client, credential, b'{"ActionId": "A1", "pad": "' + b"x" * 5000 + b'"}')
     assert response.status_code == 413
     assert not Delivery.objects.exists()
+
+
+@pytest.mark.postgres
+def test_postgresql_plans_the_statements_of_a_postback_once_per_connection(send):
+    """DATABASE_PREPARED_STATEMENTS (on by default): psycopg prepares a statement run five times."""
+    for i in range(6):
+        assert send(action_id=f"A{i}").json()["outcome"] == "applied"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(statement.startswith('INSERT INTO "events_delivery"') for statement in prepared), prepared
