@@ -221,10 +221,24 @@ def after_apply(result: lifecycle.Result) -> None:
     if result.outcome != Outcome.APPLIED or event.source != EventSource.POSTBACK:
         return
     answer_waiting_changes(event)
-    late = event.delay_seconds is not None and event.delay_seconds > alert_after().total_seconds()
     # Already in an alert: a replay, or the answer to a missing change (that alert records its delay).
-    if late and not AlertItem.objects.filter(event=event).exists():
+    if _late(event) and not AlertItem.objects.filter(event=event).exists():
         record_late(event)
+
+
+def nothing_after(event: ActionEvent) -> tuple[str, list] | None:
+    """For lifecycle.create() (an action's first postback, written without a transaction): SQL true
+    while after_apply() would do nothing for `event` (no API change waits for its postback), or
+    None if it would do something whatever the database holds (the postback is late). When it
+    would, the postback goes through apply() and after_apply() in one transaction instead."""
+    if _late(event):
+        return None
+    sql = f"NOT EXISTS (SELECT 1 FROM {ApiChange._meta.db_table} WHERE action_id = %s AND postback_event_id IS NULL)"  # noqa: S608
+    return sql, [event.action.action_id]
+
+
+def _late(event: ActionEvent) -> bool:
+    return event.delay_seconds is not None and event.delay_seconds > alert_after().total_seconds()
 
 
 def record_late(event: ActionEvent, now: datetime | None = None) -> DelayAlert:

@@ -371,6 +371,8 @@ def process(delivery: Delivery) -> Delivery:
 
     delivery.action_id = postback.action_id[:255]
     try:
+        if lifecycle.can_create() and _create(postback, delivery, started):
+            return delivery
         with transaction.atomic():
             result = lifecycle.apply(postback, received_at=delivery.received_at, delivery=delivery)
             delays.after_apply(result)  # late postback alert; answers a missing change (issue 4)
@@ -381,6 +383,24 @@ def process(delivery: Delivery) -> Delivery:
     except Exception as exc:
         return _failed(delivery, exc, started)
     return delivery
+
+
+def _create(postback: impact.Postback, delivery: Delivery, started: float) -> bool:
+    """The first postback of an action, when nothing else is to be done for it, in one statement
+    (lifecycle.create) with its outcome; False if it is not that, and nothing was written."""
+    delivery.outcome = Outcome.APPLIED
+    delivery.processing_ms = _elapsed_ms(started)  # up to the statement that writes it
+    fields = [*_PROCESSED_FIELDS, "action_id"]
+    created = lifecycle.create(
+        postback,
+        received_at=delivery.received_at,
+        delivery=delivery,
+        outcome_fields=fields,
+        only_if=delays.nothing_after,
+    )
+    if created is None:
+        delivery.outcome = Outcome.RECEIVED
+    return created is not None
 
 
 def _failed(delivery: Delivery, exc: Exception, started: float) -> Delivery:

@@ -18,11 +18,13 @@ after the other whatever the number of workers. Rules (README, "Lifecycle"):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import F
 
 from . import rollups, rows
@@ -144,10 +146,85 @@ def apply(
         ActionEvent.objects.filter(pk=existing.pk).update(duplicate_count=F("duplicate_count") + 1)
         return Result(Outcome.DUPLICATE, existing)
 
+    created = action is None
+    action, event = _change(postback, action, fingerprint, received_at, delivery, source)
+    if created and not rows.insert(action, unique="action_id", where=_brand_still_there(action, postback)):
+        # Another transaction created this action first (start again under its row lock), or the
+        # brand remembered was deleted since (start again from the database).
+        forget_cached()
+        return apply(postback, received_at=received_at, delivery=delivery, source=source)
+    if not created:
+        rows.update(action)
+    event.action = action  # now with its primary key
+    rows.insert(event)
+    rollups.changed(received_at)  # an event received days ago (a replay, a backfill) changes a counted day
+    return Result(Outcome.APPLIED, event)
+
+
+def create(
+    postback: Postback,
+    *,
+    received_at: datetime,
+    delivery: Delivery,
+    outcome_fields: list[str],
+    only_if: Callable[[ActionEvent], tuple[str, list] | None],
+) -> Result | None:
+    """The first postback of an action not stored yet, in one statement, without a transaction.
+
+    The action, its first event and the delivery's outcome (`outcome_fields`, as set on `delivery`,
+    and its event) are written together, if the action is still unknown and its brand unchanged
+    when the statement runs, and `only_if(event)` (SQL) holds. Otherwise nothing is written and
+    None comes back: the caller then runs apply() in a transaction, which decides the same way
+    (this uses its rules, `_change()`). One statement instead of a transaction of six: most
+    postbacks are an action's first. PostgreSQL only (SQLite has no INSERT in a WITH clause).
+    """
+    fingerprint = postback.fingerprint()
+    action, event = _change(postback, None, fingerprint, received_at, delivery, EventSource.POSTBACK)
+    condition = only_if(event)
+    if condition is None:
+        return None
+    brand_sql, brand_params = _brand_still_there(action, postback)
+    where = (f"{brand_sql} AND {condition[0]}", [*brand_params, *condition[1]])
+    action_sql, action_params = rows.insert_statement(action, unique="action_id", where=where)
+    event_sql, event_params = rows.insert_statement(event, computed={"action": "new_action.id"}, source="new_action")
+    delivery_sql, delivery_params = rows.update_statement(
+        delivery, [*outcome_fields, "event"], computed={"event": "new_event.id"}, source="new_event"
+    )
+    sql = (  # statements built by events.rows, every value a parameter
+        f"WITH new_action AS ({action_sql}), new_event AS ({event_sql}), outcome AS ({delivery_sql}) "  # noqa: S608
+        "SELECT new_action.id, new_event.id FROM new_action, new_event"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*action_params, *event_params, *delivery_params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    rows.saved(action, row[0])
+    event.action = action
+    rows.saved(event, row[1])
+    delivery.event = event
+    rollups.changed(received_at)
+    return Result(Outcome.APPLIED, event)
+
+
+def can_create() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _change(
+    postback: Postback,
+    action: Action | None,
+    fingerprint: str,
+    received_at: datetime,
+    delivery: Delivery | None,
+    source: str,
+) -> tuple[Action, ActionEvent]:
+    """The action as this change leaves it (a new one if `action` is None) and the event recording
+    it; nothing is written."""
     kind = derive_kind(postback, action)
     changed_at = changed_at_of(postback, kind)
     created = action is None
-    if created:  # inserted below, once, with its final values
+    if created:
         action = Action(
             action_id=postback.action_id,
             brand_id=brand_id_for(postback),
@@ -198,14 +275,6 @@ def apply(
     action.tracked_seen = action.tracked_seen or kind == EventKind.TRACKED
     action.event_count += 1
     action.last_received_at = max(action.last_received_at, received_at)
-    if created and not rows.insert(action, unique="action_id", where=_brand_still_there(action, postback)):
-        # Another transaction created this action first (start again under its row lock), or the
-        # brand remembered was deleted since (start again from the database).
-        forget_cached()
-        return apply(postback, received_at=received_at, delivery=delivery, source=source)
-    if not created:
-        rows.update(action)
-
     event = ActionEvent(
         action=action,
         brand_id=action.brand_id,
@@ -229,9 +298,7 @@ def apply(
         delivery=delivery,
         **flags,
     )
-    rows.insert(event)
-    rollups.changed(received_at)  # an event received days ago (a replay, a backfill) changes a counted day
-    return Result(Outcome.APPLIED, event)
+    return action, event
 
 
 def _rank(kind: str, changed_at: datetime | None, fingerprint: str) -> tuple:

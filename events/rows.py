@@ -8,7 +8,8 @@ Values go through each field's own `pre_save`/`get_db_prep_save` on the way in a
 converters on the way out, as the ORM does, so instances behave as if the ORM had made them.
 
 Only what the pipeline needs: `get()` (optionally locking the row), `exists()`, `insert()`
-(optionally doing nothing on a unique conflict, or only if a condition holds) and `update()`.
+(optionally doing nothing on a unique conflict, or only if a condition holds) and `update()`, and
+the statements of the last two, to compose into one (`insert_statement()`, `update_statement()`).
 """
 
 from __future__ import annotations
@@ -90,21 +91,49 @@ def exists(model: type[Model], *, using: str = "default", **equal) -> bool:
 
 
 @cache
-def _insert_sql(model: type[Model], using: str, unique: str | None, where: str | None) -> str:
+def _insert_sql(
+    model: type[Model], using: str, unique: str | None, where: str | None, computed: tuple, source: str | None
+) -> str:
     fields = _fields(model)
+    expressions = dict(computed)
     columns = ", ".join(_quote(using, f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    values = ", ".join(expressions.get(f.name, "%s") for f in fields)
     sql = f"INSERT INTO {_quote(using, model._meta.db_table)} ({columns}) "
-    sql += f"SELECT {placeholders} WHERE {where}" if where else f"VALUES ({placeholders})"
+    if where or source:
+        sql += f"SELECT {values}" + (f" FROM {source}" if source else "") + (f" WHERE {where}" if where else "")
+    else:
+        sql += f"VALUES ({values})"
     if unique is not None:
         sql += f" ON CONFLICT ({_quote(using, model._meta.get_field(unique).column)}) DO NOTHING"
     return sql + f" RETURNING {_quote(using, model._meta.pk.column)}"
 
 
-def insert_values(obj: Model, using: str = "default") -> list:
+def insert_values(obj: Model, using: str = "default", skip: frozenset[str] = frozenset()) -> list:
     """The instance's values ready for the database, in `_fields()` order (the ORM's preparation)."""
     connection = connections[using]
-    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in _fields(type(obj))]
+    return [
+        field.get_db_prep_save(field.pre_save(obj, True), connection)
+        for field in _fields(type(obj))
+        if field.name not in skip
+    ]
+
+
+def insert_statement(
+    obj: Model,
+    *,
+    unique: str | None = None,
+    where: tuple[str, list] | None = None,
+    computed: dict[str, str] | None = None,
+    source: str | None = None,
+    using: str = "default",
+) -> tuple[str, list]:
+    """The INSERT that `insert()` runs (SQL and parameters, `RETURNING` the new primary key), to
+    compose into a larger statement: `computed` gives an SQL expression for some fields instead of
+    the instance's values, and `source` a FROM clause those expressions may use."""
+    computed = computed or {}
+    sql, params = where or (None, [])
+    statement = _insert_sql(type(obj), using, unique, sql, tuple(sorted(computed.items())), source)
+    return statement, [*insert_values(obj, using, frozenset(computed)), *params]
 
 
 def insert(
@@ -116,9 +145,8 @@ def insert(
     do nothing, with no error (so no savepoint is needed around it). With `where` (SQL and its
     parameters), the row is inserted only if that condition holds when the statement runs.
     """
-    sql, params = where or (None, [])
     with connections[using].cursor() as cursor:
-        cursor.execute(_insert_sql(type(obj), using, unique, sql), [*insert_values(obj, using), *params])
+        cursor.execute(*insert_statement(obj, unique=unique, where=where, using=using))
         row = cursor.fetchone()
     if row is None:
         return False
@@ -134,20 +162,39 @@ def saved(obj: Model, pk, using: str = "default") -> None:
 
 
 @cache
-def _update_sql(model: type[Model], using: str, names: tuple[str, ...]) -> str:
-    assignments = ", ".join(f"{_quote(using, model._meta.get_field(name).column)} = %s" for name in names)
-    pk = _quote(using, model._meta.pk.column)
-    return f"UPDATE {_quote(using, model._meta.db_table)} SET {assignments} WHERE {pk} = %s"
+def _update_sql(model: type[Model], using: str, names: tuple[str, ...], computed: tuple, source: str | None) -> str:
+    expressions = dict(computed)
+    assignments = ", ".join(
+        f"{_quote(using, model._meta.get_field(name).column)} = {expressions.get(name, '%s')}" for name in names
+    )
+    table = _quote(using, model._meta.db_table)
+    where = f"{table}.{_quote(using, model._meta.pk.column)} = %s"
+    return f"UPDATE {table} SET {assignments}" + (f" FROM {source}" if source else "") + f" WHERE {where}"
 
 
-def update(obj: Model, names: list[str] | None = None, *, using: str = "default") -> None:
-    """UPDATE the named fields (default: every field) of a stored instance."""
+def update_statement(
+    obj: Model,
+    names: list[str] | None = None,
+    *,
+    computed: dict[str, str] | None = None,
+    source: str | None = None,
+    using: str = "default",
+) -> tuple[str, list]:
+    """The UPDATE that `update()` runs (SQL and parameters), to compose into a larger statement;
+    `computed` and `source` as for `insert_statement()`."""
     model = type(obj)
+    computed = computed or {}
     names = tuple(names) if names is not None else tuple(f.name for f in _fields(model))
     connection = connections[using]
     values = []
     for name in names:
-        field = model._meta.get_field(name)
-        values.append(field.get_db_prep_save(field.pre_save(obj, False), connection))
-    with connection.cursor() as cursor:
-        cursor.execute(_update_sql(model, using, names), [*values, obj.pk])
+        if name not in computed:
+            field = model._meta.get_field(name)
+            values.append(field.get_db_prep_save(field.pre_save(obj, False), connection))
+    return _update_sql(model, using, names, tuple(sorted(computed.items())), source), [*values, obj.pk]
+
+
+def update(obj: Model, names: list[str] | None = None, *, using: str = "default") -> None:
+    """UPDATE the named fields (default: every field) of a stored instance."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(*update_statement(obj, names, using=using))

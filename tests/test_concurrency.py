@@ -12,12 +12,35 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from events import lifecycle
 from events.models import Action, ActionEvent, Brand, Delivery, RefusalCounter, RefusedAttempt
 from tests.conftest import ENDPOINT, postback_params
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True, params=["transaction", "one statement"])
+def first_postbacks(request, settings, monkeypatch):
+    """Every test both ways. The fixed dates make each postback late, so each goes through
+    lifecycle.apply(); with no delay alert (a threshold of years) an action's first postback is
+    written in one statement by lifecycle.create(), racing the others on the ActionId."""
+    one_statement = request.param == "one statement"
+    if one_statement:
+        settings.DELAY_ALERT_AFTER_MINUTES = 10**7
+    written, real = [], lifecycle.create
+
+    def spy(*args, **kwargs):
+        result = real(*args, **kwargs)
+        if result is not None:
+            written.append(result)
+        return result
+
+    monkeypatch.setattr(lifecycle, "create", spy)
+    yield
+    if Action.objects.exists():  # the way asked for was the way taken
+        assert bool(written) == one_statement
 
 
 def send_concurrently(credential, params_list: list[dict[str, str]]) -> list[tuple[int, dict]]:
