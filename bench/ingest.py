@@ -475,10 +475,13 @@ def main() -> int:
         sides = [bare, naive, writes, product]
         # Both servers stay up (idle sync workers wait in accept() and use no CPU), so the rounds
         # can alternate quickly and a change in the machine's load hits both sides alike.
-        port = free_port(args.port, 8200)
+        port = args.port - 1
         try:
-            for offset, side in enumerate(sides):
-                side.start(env, free_port(port + offset, 8200), workdir)
+            for side in sides:
+                # Each side's search starts past the port the previous one took: that server may
+                # not listen yet, so a probe alone could hand the same port out twice.
+                port = free_port(port + 1, 8200)
+                side.start(env, port, workdir)
             for side in sides:
                 side.server.wait_ready(side.ready_path)
                 log(f"{side.name}: warming up for {args.warmup:g} s")
