@@ -2,7 +2,10 @@
 
 `apply()` runs inside a transaction with the action row locked
 (`select_for_update`), so two postbacks for the same action are applied one
-after the other whatever the number of workers. Rules (README, "Lifecycle"):
+after the other whatever the number of workers. `create()` writes an action's
+first postback in one statement instead (no row to lock yet: the unique ActionId
+orders concurrent first postbacks, and any but the first go through `apply()`).
+Both decide through `_change()`. Rules (README, "Lifecycle"):
 
 - kind: an explicit EventType wins; Status=REVERSED is *reversed*; a non-zero
   DeltaAmount/DeltaPayout, or an update time later than CreationDate, is
