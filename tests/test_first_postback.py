@@ -11,7 +11,7 @@ from delay_helpers import MIN, T0, iso
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from events import lifecycle
+from events import ingest, lifecycle
 from events.models import Action, ActionEvent, ApiChange, Brand, DelayAlert, Delivery
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -133,3 +133,18 @@ def test_the_same_first_postback_twice_is_a_duplicate(send, created):
     assert (first["outcome"], again["outcome"]) == ("applied", "duplicate")
     assert created[0] is not None and created[1] is None
     assert ActionEvent.objects.get(action__action_id="A1").duplicate_count == 1
+
+
+def test_replaying_a_first_postback_written_in_one_statement_changes_nothing(send, created):
+    answer = send_on_time(send, action_id="A1")
+    delivery = Delivery.objects.get(pk=answer["delivery"])
+    with time_machine.travel(RECEIVED + MIN, tick=False):
+        assert ingest.replay(Delivery.objects.filter(pk=delivery.pk)) == {"applied": 1}
+    assert created[-1] is None  # the action exists now: apply() recognised the delivery's own event
+    delivery.refresh_from_db()
+    assert (delivery.outcome, delivery.attempts, delivery.event_id) == ("applied", 2, answer_event(answer))
+    assert ActionEvent.objects.get(action__action_id="A1").duplicate_count == 0
+
+
+def answer_event(answer) -> int:
+    return ActionEvent.objects.get(delivery_id=answer["delivery"]).pk
