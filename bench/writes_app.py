@@ -8,7 +8,7 @@ those statements for every request with psycopg on one persistent connection per
 only what must differ per postback: the ActionId (and every value that contains it), the
 fingerprint, the ids the INSERTs return, and the times of the request. Before them it sends the
 `SELECT 1` of Django's per-request connection health check. Parameters are bound (and statements
-prepared) as the product's settings have Django do it. No Django, no DRF, no parsing beyond
+prepared) as they were in the product. No Django, no DRF, no parsing beyond
 finding the ActionId, no lifecycle decisions: the pipeline can only be slower than this.
 
     WRITES_SCRIPT=statements.pickle BARE_DATABASE_URL=postgres://... \
@@ -46,6 +46,7 @@ class Statement:
     sql: str
     params: Any
     in_transaction: bool
+    prepared: bool  # run through events.rows' preparing cursor (DATABASE_PREPARED_STATEMENTS)
     returns: str | None = None  # the table whose new id the statement returns
 
 
@@ -56,8 +57,6 @@ class Script:
     fingerprint: str
     ids: dict[str, int]  # table -> id of the recorded row
     started_at: datetime  # datetimes at or after this are the request's own times
-    server_side_binding: bool  # as the product's connection binds parameters (DATABASE_PREPARED_STATEMENTS)
-    prepare_threshold: int | None
 
 
 def record(path: Path, url: str, headers: dict[str, str]) -> Script:
@@ -79,7 +78,8 @@ def record(path: Path, url: str, headers: dict[str, str]) -> Script:
     statements: list[Statement] = []
 
     def capture(execute, sql, params, many, context):
-        statements.append(Statement(sql, params, connection.in_atomic_block))
+        prepared = type(context["cursor"].cursor).__name__ == "PreparedCursor"
+        statements.append(Statement(sql, params, connection.in_atomic_block, prepared))
         return execute(sql, params, many, context)
 
     started_at = datetime.now(UTC)
@@ -96,16 +96,7 @@ def record(path: Path, url: str, headers: dict[str, str]) -> Script:
         match = _RETURNING_TABLE.match(statement.sql)
         if match and "RETURNING" in statement.sql:
             statement.returns = match.group(1)
-    options = connection.settings_dict["OPTIONS"]
-    script = Script(
-        statements,
-        RECORDED_ACTION_ID,
-        event.fingerprint,
-        ids,
-        started_at,
-        server_side_binding=options.get("server_side_binding") is True,
-        prepare_threshold=options.get("prepare_threshold"),
-    )
+    script = Script(statements, RECORDED_ACTION_ID, event.fingerprint, ids, started_at)
     path.write_bytes(pickle.dumps(script))
     return script
 
@@ -173,10 +164,11 @@ class Replay:
                 self.execute(connection, statement)
 
     def execute(self, connection: psycopg.Connection, statement: Statement) -> None:
-        # Bind parameters as Django's psycopg backend does with the product's settings.
-        cursor_class = psycopg.Cursor if self.script.server_side_binding else psycopg.ClientCursor
+        # Bind (and prepare) as the product did: Django binds on the client, events.rows' cursor
+        # on the server, preparing each statement once per connection.
+        cursor_class = psycopg.Cursor if statement.prepared else psycopg.ClientCursor
         with cursor_class(connection) as cursor:
-            cursor.execute(statement.sql, self.value(statement.params))
+            cursor.execute(statement.sql, self.value(statement.params), prepare=statement.prepared or None)
             if statement.returns:
                 row = cursor.fetchone()
                 if row is None:
@@ -193,9 +185,7 @@ def application(environ, start_response):
     if _script is None:
         _script = pickle.loads(Path(os.environ["WRITES_SCRIPT"]).read_bytes())
     if _connection is None or _connection.closed:
-        _connection = psycopg.connect(
-            os.environ["BARE_DATABASE_URL"], autocommit=True, prepare_threshold=_script.prepare_threshold
-        )
+        _connection = psycopg.connect(os.environ["BARE_DATABASE_URL"], autocommit=True)
     query_string = environ.get("QUERY_STRING", "")
     action_id = next((value for name, value in parse_qsl(query_string) if name == "ActionId"), "")
     if not action_id:

@@ -197,7 +197,7 @@ def create(
         f"WITH new_action AS ({action_sql}), new_event AS ({event_sql}), outcome AS ({delivery_sql}) "  # noqa: S608
         "SELECT new_action.id, new_event.id FROM new_action, new_event"
     )
-    with connection.cursor() as cursor:
+    with rows.cursor() as cursor:
         cursor.execute(sql, [*action_params, *event_params, *delivery_params])
         row = cursor.fetchone()
     if row is None:

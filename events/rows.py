@@ -14,10 +14,56 @@ the statements of the last two, to compose into one (`insert_statement()`, `upda
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
+from django.conf import settings
 from django.db import connections
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Model
+
+try:
+    import psycopg
+except ImportError:  # SQLite only
+    psycopg = None
+
+
+if psycopg is not None:
+
+    class PreparedCursor(psycopg.Cursor):
+        """Binds parameters on the server and prepares each statement the first time it runs."""
+
+        def __init__(self, connection, **kwargs):
+            super().__init__(connection, **kwargs)
+            # Django switches preparing off (None), and psycopg then ignores prepare=True. Any
+            # number turns it back on; Django's own cursors bind on the client and never prepare.
+            if connection.prepare_threshold is None:
+                connection.prepare_threshold = 5
+
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=True, binary=binary)
+
+
+@contextmanager
+def cursor(using: str = "default") -> Iterator[CursorWrapper]:
+    """Django's cursor (health check, execute wrappers, query log), preparing its statements on
+    PostgreSQL with POSTBACK_PREPARED_STATEMENTS.
+
+    Django binds parameters into the SQL text, so PostgreSQL parses and plans every statement
+    anew: for a postback's long INSERTs that was half its CPU (bench/ingest.py). These statements
+    are few and always the same, so each connection prepares them once. Only them: a dashboard
+    query prepared would be planned once for any parameters, and a generic plan doubled the time
+    of a page at a million events (bench/dashboard.py --runs 25). While Django logs queries (DEBUG,
+    assertNumQueries) its own cursor is kept: the log can only show the SQL of a client-bound one.
+    """
+    connection = connections[using]
+    with connection.cursor() as wrapper:
+        prepare = settings.POSTBACK_PREPARED_STATEMENTS and not connection.queries_logged
+        if prepare and connection.vendor == "postgresql":
+            wrapper.cursor.close()
+            wrapper.cursor = PreparedCursor(connection.connection)
+        yield wrapper
 
 
 def _quote(using: str, name: str) -> str:
@@ -60,9 +106,9 @@ def get(model: type[Model], field: str, value, *, lock: bool = False, using: str
     """The one row whose `field` (unique) equals `value`, or None; `lock` reads it FOR UPDATE."""
     column = model._meta.get_field(field).column
     connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(_select_sql(model, using, column, lock), [_prepared(model, field, value, using)])
-        row = cursor.fetchone()
+    with cursor(using) as db:
+        db.execute(_select_sql(model, using, column, lock), [_prepared(model, field, value, using)])
+        row = db.fetchone()
     if row is None:
         return None
     row = list(row)
@@ -85,9 +131,9 @@ def exists(model: type[Model], *, using: str = "default", **equal) -> bool:
     """Is there a row whose fields equal these values (None: IS NULL)? Field names, not lookups."""
     key = tuple((name, value is None) for name, value in equal.items())
     params = [_prepared(model, name, value, using) for name, value in equal.items() if value is not None]
-    with connections[using].cursor() as cursor:
-        cursor.execute(_exists_sql(model, using, key), params)
-        return cursor.fetchone() is not None
+    with cursor(using) as db:
+        db.execute(_exists_sql(model, using, key), params)
+        return db.fetchone() is not None
 
 
 @cache
@@ -145,9 +191,9 @@ def insert(
     do nothing, with no error (so no savepoint is needed around it). With `where` (SQL and its
     parameters), the row is inserted only if that condition holds when the statement runs.
     """
-    with connections[using].cursor() as cursor:
-        cursor.execute(*insert_statement(obj, unique=unique, where=where, using=using))
-        row = cursor.fetchone()
+    with cursor(using) as db:
+        db.execute(*insert_statement(obj, unique=unique, where=where, using=using))
+        row = db.fetchone()
     if row is None:
         return False
     saved(obj, row[0], using)
@@ -196,5 +242,5 @@ def update_statement(
 
 def update(obj: Model, names: list[str] | None = None, *, using: str = "default") -> None:
     """UPDATE the named fields (default: every field) of a stored instance."""
-    with connections[using].cursor() as cursor:
-        cursor.execute(*update_statement(obj, names, using=using))
+    with cursor(using) as db:
+        db.execute(*update_statement(obj, names, using=using))

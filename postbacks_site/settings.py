@@ -132,13 +132,11 @@ else:
     _db.setdefault("OPTIONS", {})["connect_timeout"] = _int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
     # Behind pgbouncer in transaction pooling: server-side cursors cannot outlive a transaction.
     _db["DISABLE_SERVER_SIDE_CURSORS"] = _bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", False)
-    # Parameters sent apart from the SQL, and a statement a connection has run 5 times prepared:
-    # PostgreSQL then plans a postback's statements once per connection instead of every time
-    # (half of its CPU per postback, bench/ingest.py). Off behind a pooler that cannot keep
-    # prepared statements (pgbouncer in transaction mode before 1.21).
-    if _bool("DATABASE_PREPARED_STATEMENTS", True):
-        _db["OPTIONS"].update(server_side_binding=True, prepare_threshold=5)
 DATABASES = {"default": _db}
+# PostgreSQL: the postback path's statements bound on the server and prepared once per connection
+# (events/rows.py: half of PostgreSQL's CPU per postback). Off behind a pooler that cannot keep
+# prepared statements (pgbouncer in transaction mode before 1.21).
+POSTBACK_PREPARED_STATEMENTS = _bool("DATABASE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth, i18n, static --------------------------------------------------------
