@@ -18,31 +18,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 
+import psycopg
 from django.conf import settings
 from django.db import connections
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Model
 
-try:
-    import psycopg
-except ImportError:  # SQLite only
-    psycopg = None
 
+class PreparedCursor(psycopg.Cursor):
+    """Binds parameters on the server and prepares each statement the first time it runs."""
 
-if psycopg is not None:
+    def __init__(self, connection, **kwargs):
+        super().__init__(connection, **kwargs)
+        # Django switches preparing off (None), and psycopg then ignores prepare=True. Any number
+        # turns it back on; Django's own cursors bind on the client and never prepare.
+        if connection.prepare_threshold is None:
+            connection.prepare_threshold = 5
 
-    class PreparedCursor(psycopg.Cursor):
-        """Binds parameters on the server and prepares each statement the first time it runs."""
-
-        def __init__(self, connection, **kwargs):
-            super().__init__(connection, **kwargs)
-            # Django switches preparing off (None), and psycopg then ignores prepare=True. Any
-            # number turns it back on; Django's own cursors bind on the client and never prepare.
-            if connection.prepare_threshold is None:
-                connection.prepare_threshold = 5
-
-        def execute(self, query, params=None, *, prepare=None, binary=None):
-            return super().execute(query, params, prepare=True, binary=binary)
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
 
 
 @contextmanager
