@@ -53,9 +53,11 @@ test: $(VENV)/.dev
 faults: $(VENV)/.dev
 	$(PY) -m pytest -m faults tests/faults -p no:cacheprovider -s $(PYTEST_ARGS)
 
+# ruff, and the import contracts in pyproject.toml (imports go one way, no cycles).
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # Known vulnerabilities in the installed requirements (pip-audit): fails on any; says so and
 # passes when no vulnerability service is reachable (AUDIT_REQUIRED=1 makes that fail too).

@@ -13,7 +13,7 @@ requests of the two sizes alternate, page by page, so that the shared machine's 
 weigh on both sides of a ratio.
 
 The overview and brands list read the closed days of their period from a rollup
-(events/rollups.py). The run drops the stored rollups first and times, apart from the table,
+(events/reporting/rollups.py). The run drops the stored rollups first and times, apart from the table,
 the first 30-day overview, which counts its closed days and stores them (as the first view of
 a day does); the table's pages run after that warm-up request, like every later view.
 
@@ -269,7 +269,7 @@ def prepare(schema: str):
     from django.core.management import call_command
     from django.test import Client
 
-    from events import rollups
+    from events.reporting import rollups
 
     use_schema(schema)
     call_command("migrate", verbosity=0)  # a schema filled by an earlier version gets the new tables and indexes

@@ -46,7 +46,7 @@ class Statement:
     sql: str
     params: Any
     in_transaction: bool
-    prepared: bool  # run through events.rows' preparing cursor (DATABASE_PREPARED_STATEMENTS)
+    prepared: bool  # run through events.models.sql's preparing cursor (DATABASE_PREPARED_STATEMENTS)
     returns: str | None = None  # the table whose new id the statement returns
 
 
@@ -164,7 +164,7 @@ class Replay:
                 self.execute(connection, statement)
 
     def execute(self, connection: psycopg.Connection, statement: Statement) -> None:
-        # Bind (and prepare) as the product did: Django binds on the client, events.rows' cursor
+        # Bind (and prepare) as the product did: Django binds on the client, events.models.sql's cursor
         # on the server, preparing each statement once per connection.
         cursor_class = psycopg.Cursor if statement.prepared else psycopg.ClientCursor
         with cursor_class(connection) as cursor:

@@ -1,28 +1,24 @@
-"""Delay alerts pages: list, detail with the evidence and its CSV, acknowledge/resolve; /healthz; banner."""
+"""Delay alerts pages: list, detail with the evidence and its CSV, acknowledge/resolve; banner."""
 
 from __future__ import annotations
 
 import csv
-from datetime import UTC, timedelta
+from datetime import UTC
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import DatabaseError, connection
 from django.db.models import Case, Count, IntegerField, Value, When
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from events import delays
+from events import alerts
 from events.models import (
     AlertKind,
     AlertStatus,
     Brand,
     DelayAlert,
-    Delivery,
     ImpactAccount,
     Notification,
     WatcherHeartbeat,
@@ -86,7 +82,7 @@ def alert_list(request):
         "statuses": AlertStatus.choices,
         "kinds": AlertKind.choices,
         "brands": Brand.objects.filter(delay_alerts__isnull=False).distinct().order_by("name", "campaign_id"),
-        "heartbeat": WatcherHeartbeat.objects.filter(name=delays.WATCHER).first(),
+        "heartbeat": WatcherHeartbeat.objects.filter(name=WatcherHeartbeat.DELAY_WATCHER).first(),
         "accounts": ImpactAccount.objects.filter(active=True),
         "failing": Notification.objects.filter(sent_at=None).exclude(last_error="").select_related("alert")[:20],
         "channels": {"emails": settings.ALERT_EMAILS, "webhook": bool(settings.ALERT_WEBHOOK_URL)},
@@ -159,7 +155,7 @@ def _note(request) -> str:
 @require_POST
 def alert_acknowledge(request, pk: int):
     alert = _alert(pk)
-    if delays.acknowledge(alert, user=request.user, note=_note(request)):
+    if alerts.acknowledge(alert, user=request.user, note=_note(request)):
         messages.success(request, "Alert acknowledged: no more reminders.")
     else:
         messages.error(request, f"This alert is {alert.get_status_display().lower()}: it cannot be acknowledged.")
@@ -170,32 +166,8 @@ def alert_acknowledge(request, pk: int):
 @require_POST
 def alert_resolve(request, pk: int):
     alert = _alert(pk)
-    if delays.resolve(alert, user=request.user, note=_note(request)):
+    if alerts.resolve(alert, user=request.user, note=_note(request)):
         messages.success(request, "Alert resolved.")
     else:
         messages.error(request, "This alert is already resolved.")
     return redirect("alert-detail", pk=alert.pk)
-
-
-@never_cache
-@require_GET
-def healthz(request):
-    """For load balancers and monitoring: no login, no secrets."""
-    now = timezone.now()
-    body: dict = {"database": False}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        body["database"] = True
-        last = Delivery.objects.order_by("-received_at").values_list("received_at", flat=True).first()
-        beat = WatcherHeartbeat.objects.filter(name=delays.WATCHER).values_list("last_run_at", flat=True).first()
-        body["last_postback_received_at"] = last.isoformat() if last else None
-        body["watcher_last_run_at"] = beat.isoformat() if beat else None
-        body["open_alerts"] = DelayAlert.objects.active().count()
-    except DatabaseError:
-        body["status"] = "database unavailable"
-        return JsonResponse(body, status=503)
-    stale_after = timedelta(seconds=3 * settings.WATCH_INTERVAL_SECONDS)
-    body["watcher_ok"] = beat is not None and now - beat <= stale_after
-    body["status"] = "ok" if body["watcher_ok"] else "watcher has not run for 3 intervals"
-    return JsonResponse(body, status=200 if body["watcher_ok"] else 503)

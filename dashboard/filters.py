@@ -11,7 +11,8 @@ from datetime import timedelta
 import django_filters
 from django import forms
 
-from events.models import Action, ActionEvent, ActionState, Delivery, EventKind, Outcome, RefusalReason, RefusedAttempt
+from events.impact import Lifecycle
+from events.models import Action, ActionEvent, Delivery, Outcome, RefusalReason, RefusedAttempt
 
 from .periods import day_start
 
@@ -47,9 +48,9 @@ class DayRangeMixin(django_filters.FilterSet):
 
 
 class TimelineFilter(DayRangeMixin):
-    kind = django_filters.ChoiceFilter(choices=EventKind.choices, empty_label="Any kind")
+    kind = django_filters.ChoiceFilter(choices=Lifecycle.choices, empty_label="Any kind")
     state = django_filters.ChoiceFilter(
-        field_name="to_state", label="State after", choices=ActionState.choices, empty_label="Any state"
+        field_name="to_state", label="State after", choices=Lifecycle.choices, empty_label="Any state"
     )
     late = CheckboxFilter(label="Late only", method="filter_late", required=False)
     tracker = django_filters.CharFilter(label="Tracker ID", method="filter_tracker")

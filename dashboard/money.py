@@ -40,14 +40,3 @@ def plain_amount(amount, currency: str = "") -> str:
     if amount is None:
         return ""
     return format(quantize(Decimal(amount), currency), "f")
-
-
-def merge_totals(rows: list[dict], fields: tuple[str, ...]) -> dict[str, dict[str, Decimal]]:
-    """Rows of {currency, field: amount} (one or more per currency) -> {currency: {field: total}}."""
-    totals: dict[str, dict[str, Decimal]] = {}
-    for row in rows:
-        currency = (row.get("currency") or "").upper()
-        bucket = totals.setdefault(currency, dict.fromkeys(fields, Decimal(0)))
-        for name in fields:
-            bucket[name] += Decimal(row.get(name) or 0)
-    return totals

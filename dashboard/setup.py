@@ -8,8 +8,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from events import impact, ingest, synthetic
+from events import impact
+from events.intake.credentials import TOKEN_PARAMETER
 from events.models import DEFAULT_HEADER, Credential, Delivery
+from events.simulation import synthetic
 
 from .access import staff_required
 
@@ -37,7 +39,7 @@ def setup(request):
         "json_body_template": impact.json_body_template(),
         "headers": headers,
         "header": headers[0],
-        "token_parameter": ingest.TOKEN_PARAMETER,
+        "token_parameter": TOKEN_PARAMETER,
         "credential_count": credentials.count(),
         "test_delivery": test_delivery,
         "test_action_exists": bool(test_delivery and test_delivery.event_id),

@@ -23,11 +23,9 @@ urlpatterns = [
     path("setup/", setup.setup, name="setup"),
     path("setup/test-postback/", setup.send_test_postback, name="setup-test-postback"),
     path("setup/test-postback/remove/", setup.remove_test_postback, name="setup-test-postback-remove"),
-    # Delay alerts (issue 4)
     path("alerts/", alerts.alert_list, name="alerts"),
     path("alerts/<int:pk>/", alerts.alert_detail, name="alert-detail"),
     path("alerts/<int:pk>/evidence.csv", alerts.alert_csv, name="alert-csv"),
     path("alerts/<int:pk>/acknowledge", alerts.alert_acknowledge, name="alert-acknowledge"),
     path("alerts/<int:pk>/resolve", alerts.alert_resolve, name="alert-resolve"),
-    path("healthz", alerts.healthz, name="healthz"),
 ]

@@ -20,7 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from events import impact, ingest, rollups
+from events import impact
+from events.intake.credentials import TOKEN_PARAMETER
+from events.intake.redaction import REDACTED
 from events.models import (
     MONEY_FIELDS,
     Action,
@@ -32,6 +34,8 @@ from events.models import (
     RefusalCounter,
     RefusedAttempt,
 )
+from events.processing import replay as replay_deliveries
+from events.reporting import rollups
 
 from . import charts, folding, money
 from .access import staff_required
@@ -447,7 +451,7 @@ def _show(name: str, value, currency: str) -> str:
 def pretty_payload(delivery) -> dict:
     """Query parameters as pairs, a JSON body indented; credentials were redacted when stored."""
     pairs = [
-        (name, ingest.REDACTED if name == ingest.TOKEN_PARAMETER else value)
+        (name, REDACTED if name == TOKEN_PARAMETER else value)
         for name, value in parse_qsl(delivery.query_string, keep_blank_values=True)
     ]
     body = delivery.body_text
@@ -505,7 +509,7 @@ def replay(request):
         messages.error(request, f"Replay at most {REPLAY_MAX} deliveries at a time.")
         return redirect("deliveries")
     selected = Delivery.objects.replayable().filter(pk__in=ids).order_by("id")
-    counts = ingest.replay(selected)
+    counts = replay_deliveries(selected)
     total = sum(counts.values())
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
     skipped = len(ids) - total

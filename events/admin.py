@@ -1,20 +1,31 @@
+"""Django admin: credentials, the allow-list, maintenance windows, the impact.com account, and
+read-only views of deliveries, actions, alerts and refusals (with replay)."""
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from . import ingest, rollups
-from .models import (
+from events.intake.credentials import is_header_name
+from events.models import (
     Action,
     ActionEvent,
+    AlertChange,
+    AlertItem,
     AllowedNetwork,
     Brand,
     Credential,
+    DelayAlert,
     Delivery,
+    ImpactAccount,
+    MaintenanceWindow,
+    Notification,
     RefusalCounter,
     RefusedAttempt,
     generate_secret,
     hash_secret,
 )
+from events.processing import replay
+from events.reporting import rollups
 
 MIN_SECRET_LENGTH = 16
 
@@ -34,7 +45,7 @@ class CredentialForm(forms.ModelForm):
 
     def clean_header_name(self):
         header_name = self.cleaned_data["header_name"].strip()
-        if not ingest.is_header_name(header_name):
+        if not is_header_name(header_name):
             raise forms.ValidationError("Not a valid HTTP header name (letters, digits, hyphens: X-Postback-Token).")
         return header_name
 
@@ -105,7 +116,7 @@ class CredentialAdmin(admin.ModelAdmin):
 
 @admin.action(description="Replay selected deliveries (applied ones stay applied)")
 def replay_deliveries(modeladmin, request, queryset):
-    counts = ingest.replay(queryset.order_by("id"))
+    counts = replay(queryset.order_by("id"))
     summary = ", ".join(f"{outcome}: {n}" for outcome, n in sorted(counts.items())) or "nothing"
     modeladmin.message_user(request, f"Replayed {sum(counts.values())} deliveries ({summary}).")
 
@@ -170,15 +181,7 @@ class RefusalCounterAdmin(ReadOnlyAdmin):
     list_display = ["reason", "count", "last_at"]
 
 
-# --- Delay alerts (issue 4) -------------------------------------------------------------
-from .models import (  # noqa: E402
-    AlertChange,
-    AlertItem,
-    DelayAlert,
-    ImpactAccount,
-    MaintenanceWindow,
-    Notification,
-)
+# --- Delay alerts -------------------------------------------------------------------------
 
 
 @admin.register(MaintenanceWindow)

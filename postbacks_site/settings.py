@@ -4,8 +4,10 @@ Every variable is listed in `.env.example` with its default. A bad value raises
 ImproperlyConfigured naming the variable.
 """
 
+import ipaddress
+import re
 import secrets
-import zoneinfo as _zoneinfo
+import zoneinfo
 from pathlib import Path
 
 import environ
@@ -34,6 +36,16 @@ def _bool(name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off", ""):
         return False
     raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
+
+
+def _cidrs(name: str) -> list[str]:
+    values = [v.strip() for v in env.list(name, default=[]) if v.strip()]
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {value!r} is not an IP address or CIDR network") from exc
+    return values
 
 
 # --- Core --------------------------------------------------------------------
@@ -73,12 +85,16 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
     "events",
     "dashboard",
 ]
 
+# Request ids for log lines first; the Content-Security-Policy header on every response.
 MIDDLEWARE = [
+    "events.common.logs.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "postbacks_site.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -134,7 +150,7 @@ else:
     _db["DISABLE_SERVER_SIDE_CURSORS"] = _bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", False)
 DATABASES = {"default": _db}
 # PostgreSQL: the postback path's statements bound on the server and prepared once per connection
-# (events/rows.py: half of PostgreSQL's CPU per postback). Off behind a pooler that cannot keep
+# (events/models/sql.py: half of PostgreSQL's CPU per postback). Off behind a pooler that cannot keep
 # prepared statements (pgbouncer in transaction mode before 1.21).
 POSTBACK_PREPARED_STATEMENTS = _bool("DATABASE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -157,8 +173,8 @@ USE_TZ = True
 # Times on the dashboard are shown in this zone, with its name.
 DISPLAY_TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
 try:
-    _zoneinfo.ZoneInfo(DISPLAY_TIME_ZONE)
-except (ValueError, _zoneinfo.ZoneInfoNotFoundError) as exc:
+    zoneinfo.ZoneInfo(DISPLAY_TIME_ZONE)
+except (ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
     raise ImproperlyConfigured(
         f"DISPLAY_TIME_ZONE must be an IANA time zone name such as Europe/Paris, not {DISPLAY_TIME_ZONE!r}"
     ) from exc
@@ -196,6 +212,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "impact.com postbacks",
+    "DESCRIPTION": "The webhook endpoint impact.com calls for every action lifecycle change "
+    "(tracked, modified, reversed). See README.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema describes a public endpoint and holds no secret: served to anyone.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
 }
 
 # --- Postbacks -------------------------------------------------------------------
@@ -249,19 +276,19 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="postbacks@localhost"
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 # json: one JSON object per line (default in production); plain: human-readable. Both carry the
-# request id and, during a postback, the delivery id (events/logs.py).
+# request id and, during a postback, the delivery id (events.common.logs).
 LOG_FORMAT = env.str("LOG_FORMAT", default="").strip().lower() or ("json" if PRODUCTION else "plain")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "events.logs.ContextFilter"}},
+    "filters": {"context": {"()": "events.common.logs.ContextFilter"}},
     "formatters": {
         "plain": {
             "format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s delivery=%(delivery_id)s] %(message)s"
         },
-        "json": {"()": "events.logs.JsonFormatter"},
+        "json": {"()": "events.common.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
@@ -270,27 +297,7 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
-
-# --- Hardening (events/security.py, events/metrics.py) ------------------------------
-
-
-def _cidrs(name: str) -> list[str]:
-    import ipaddress
-
-    values = [v for v in env.list(name, default=[]) if v.strip()]
-    for value in values:
-        try:
-            ipaddress.ip_network(value.strip(), strict=False)
-        except ValueError as exc:
-            raise ImproperlyConfigured(f"{name}: {value!r} is not an IP address or CIDR network") from exc
-    return [value.strip() for value in values]
-
-
-INSTALLED_APPS += ["drf_spectacular"]
-# Request ids for log lines first; the Content-Security-Policy header on every response.
-MIDDLEWARE.insert(0, "events.logs.RequestContextMiddleware")
-MIDDLEWARE.insert(2, "events.security.SecurityHeadersMiddleware")
-
+# --- Hardening (the refusal throttle, the allow-list's proxies, /metrics) --------------------
 # Shared by every gunicorn worker (and host, with the database cache): the refusal throttle
 # lives here. Default: the `django_cache` table (`manage.py createcachetable`, run by `make run`
 # and by the test database setup). filecache:///var/tmp/postbacks works for one host.
@@ -302,11 +309,8 @@ POSTBACK_THROTTLE_CACHE = "default"
 # Refused postbacks allowed per client address before 429 (DRF rate: N/s, N/m, N/h, N/d;
 # empty: no throttle). Valid credentials are never throttled.
 POSTBACK_REFUSAL_THROTTLE_RATE = env.str("POSTBACK_REFUSAL_THROTTLE_RATE", default="30/m").strip()
-if POSTBACK_REFUSAL_THROTTLE_RATE:
-    import re as _re
-
-    if not _re.fullmatch(r"[1-9]\d*/[smhd]\w*", POSTBACK_REFUSAL_THROTTLE_RATE):
-        raise ImproperlyConfigured("POSTBACK_REFUSAL_THROTTLE_RATE must look like 30/m (per s, m, h or d)")
+if POSTBACK_REFUSAL_THROTTLE_RATE and not re.fullmatch(r"[1-9]\d*/[smhd]\w*", POSTBACK_REFUSAL_THROTTLE_RATE):
+    raise ImproperlyConfigured("POSTBACK_REFUSAL_THROTTLE_RATE must look like 30/m (per s, m, h or d)")
 # Proxies (CIDRs) whose X-Forwarded-For is believed; from anyone else the header is ignored.
 TRUSTED_PROXIES = _cidrs("TRUSTED_PROXIES")
 # No inline scripts or styles, no framing (frame-ancestors 'none'); empty disables the header.
@@ -321,15 +325,3 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_CIDRS = _cidrs("METRICS_ALLOWED_CIDRS")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters")
-
-REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
-SPECTACULAR_SETTINGS = {
-    "TITLE": "impact.com postbacks",
-    "DESCRIPTION": "The webhook endpoint impact.com calls for every action lifecycle change "
-    "(tracked, modified, reversed). See README.md.",
-    "VERSION": "1",
-    "SERVE_INCLUDE_SCHEMA": False,
-    # The schema describes a public endpoint and holds no secret: served to anyone.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "SERVE_AUTHENTICATION": [],
-}

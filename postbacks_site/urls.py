@@ -2,9 +2,9 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from events import metrics
-from events.api import ImpactPostbackView
-from events.state_api import ActionStateView
+from events.intake.actions_api import ActionStateView
+from events.intake.endpoint import ImpactPostbackView
+from events.reporting import health, metrics
 
 urlpatterns = [
     path("postbacks/impact/", ImpactPostbackView.as_view(), name="impact-postback"),
@@ -14,5 +14,6 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("healthz", health.healthz, name="healthz"),
     path("", include("dashboard.urls")),
 ]

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 from django.db import connection
 
-from events import ingest
+from events.intake import credentials
 from events.models import Credential
 
 ENDPOINT = "/postbacks/impact/"
@@ -32,9 +32,9 @@ def pytest_collection_modifyitems(config, items):
 def _fresh_process_caches():
     """Each test starts as a new worker would: the database is rolled back between tests (and
     SQLite then hands out the same ids again), so nothing a process remembers may carry over."""
-    ingest.forget_cached()
+    credentials.forget_cached()
     yield
-    ingest.forget_cached()
+    credentials.forget_cached()
 
 
 @pytest.fixture(autouse=True)

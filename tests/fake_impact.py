@@ -1,6 +1,6 @@
 """A local HTTP server that speaks impact.com's documented REST API, for tests.
 
-What it does as IMPACT.md describes: `/Mediapartners/{AccountSID}/Actions` and `/ActionUpdates`,
+What it does as impact.com documents it: `/Mediapartners/{AccountSID}/Actions` and `/ActionUpdates`,
 HTTP Basic auth, `StartDate`/`EndDate` filters (last update), `Page`/`PageSize` paging with
 `@page`, `@numpages`, `@total`, `@nextpageuri`; every number as a string; XML unless
 `Accept: application/json`; `429` with `Retry-After` when asked to throttle, and

@@ -4,7 +4,7 @@ import io
 from delay_helpers import MIN, T0, send_at, tracked
 from django.urls import reverse
 
-from events import delays
+from events import alerts
 from events.models import DelayAlert
 
 
@@ -13,7 +13,7 @@ def late_alerts(send):
     tracked(send, "A1", T0, T0 + 90 * MIN)
     tracked(send, "B1", T0, T0 + 100 * MIN, CampaignId="2002", CampaignName="Zebra Hats")
     first = DelayAlert.objects.get(brand__campaign_id="1001")
-    delays.resolve(first, note="done", now=T0 + 3 * 60 * MIN)
+    alerts.resolve(first, note="done", now=T0 + 3 * 60 * MIN)
     return first, DelayAlert.objects.get(brand__campaign_id="2002")
 
 
@@ -100,7 +100,7 @@ def test_banner_on_every_page_while_an_alert_is_open(send, user_client):
     for url in ("/", "/brands/", "/deliveries/", "/alerts/"):
         page = user_client.get(url).content.decode()
         assert BANNER in page and "1 delay alert open." in page, url
-    delays.resolve(DelayAlert.objects.get())
+    alerts.resolve(DelayAlert.objects.get())
     assert BANNER not in user_client.get("/").content.decode()
 
 
@@ -124,7 +124,7 @@ def test_active_alert_by_event_for_timeline_badges(send):
     late, on_time = ActionEvent.objects.get(action__action_id="A1"), ActionEvent.objects.get(action__action_id="A2")
     alert = DelayAlert.objects.get()
     assert DelayAlert.objects.active_by_event([late.pk, on_time.pk]) == {late.pk: alert.pk}
-    delays.resolve(alert)
+    alerts.resolve(alert)
     assert DelayAlert.objects.active_by_event([late.pk, on_time.pk]) == {}
 
 

@@ -4,7 +4,8 @@ import pytest
 import time_machine
 from delay_helpers import MIN, T0, send_at, tracked
 
-from events import delays, ingest
+from events import processing
+from events.alerts import watcher
 from events.models import AlertChange, AlertItem, DelayAlert, Delivery
 from tests.conftest import postback_params
 
@@ -44,11 +45,11 @@ def test_late_alert_resolves_itself_once_postbacks_are_on_time_again(send):
     send_at(send, T0 + 2 * 60 * MIN)
     alert = DelayAlert.objects.get()
 
-    delays.check(now=T0 + 2 * 60 * MIN + 10 * MIN)
+    watcher.check(now=T0 + 2 * 60 * MIN + 10 * MIN)
     alert.refresh_from_db()
     assert alert.status == "open"
 
-    delays.check(now=T0 + 2 * 60 * MIN + 16 * MIN)
+    watcher.check(now=T0 + 2 * 60 * MIN + 16 * MIN)
     alert.refresh_from_db()
     assert alert.status == "resolved"
     assert alert.resolved_at == T0 + 2 * 60 * MIN + 16 * MIN
@@ -59,7 +60,7 @@ def test_late_alert_resolves_itself_once_postbacks_are_on_time_again(send):
 
 def test_a_new_late_postback_after_resolution_opens_a_new_alert(send):
     tracked(send, "A1", T0, T0 + 90 * MIN)
-    delays.check(now=T0 + 120 * MIN)
+    watcher.check(now=T0 + 120 * MIN)
     tracked(send, "A2", T0 + 60 * MIN, T0 + 200 * MIN)
     assert list(DelayAlert.objects.order_by("id").values_list("status", "item_count")) == [
         ("resolved", 1),
@@ -70,7 +71,7 @@ def test_a_new_late_postback_after_resolution_opens_a_new_alert(send):
 def test_replaying_a_late_delivery_adds_no_second_item(send):
     send_at(send, T0 + 2 * 60 * MIN)
     with time_machine.travel(T0 + 3 * 60 * MIN, tick=False):
-        ingest.replay(Delivery.objects.all())
+        processing.replay(Delivery.objects.all())
     assert AlertItem.objects.count() == 1
     assert DelayAlert.objects.get().item_count == 1
 

@@ -1,6 +1,6 @@
 from delay_helpers import MIN, T0, tracked
 
-from events import delays
+from events.alerts import notify
 from events.models import DelayAlert, MaintenanceWindow, Notification
 
 START = T0
@@ -17,7 +17,7 @@ def test_backlog_after_maintenance_makes_one_expected_alert_that_is_not_notified
     assert (alert.kind, alert.expected, alert.item_count) == ("late", True, 20)
     assert "maintenance" in alert.changes.get().note
     assert not Notification.objects.exists()
-    assert delays.send_due_notifications(now=END + 6 * MIN) == {"sent": 0, "failed": 0}
+    assert notify.send_due_notifications(now=END + 6 * MIN) == {"sent": 0, "failed": 0}
 
     page = staff_client.get("/alerts/").content.decode()
     assert "expected" in page and "(and 19 more)" in page

@@ -8,7 +8,7 @@ from delay_helpers import MIN, T0, iso, send_at, tracked
 from django.core.management import call_command
 from fake_impact import SID, TOKEN, FakeImpact, action_record, update_record
 
-from events import delays
+from events.alerts import reconcile, watcher
 from events.models import Action, ActionEvent, ApiChange, DelayAlert, ImpactAccount
 
 T = T0 + timedelta(days=1)
@@ -25,7 +25,7 @@ def impact(settings, db):
 def reconcile_at(impact, moment):
     with time_machine.travel(moment, tick=False):
         account = ImpactAccount.objects.get(pk=impact.account.pk)
-        return delays.reconcile(account, delays.client_for(account, sleep=lambda s: None))
+        return reconcile.reconcile(account, reconcile.client_for(account, sleep=lambda s: None))
 
 
 @pytest.fixture
@@ -40,13 +40,13 @@ def two_changes(impact, send):
 def test_changes_are_not_missing_before_their_hour_is_up(two_changes, send):
     report = reconcile_at(two_changes, T + 30 * MIN)
     assert (report.fetched, report.stored, report.error) == (2, 2, "")
-    assert delays.check(now=T + 59 * MIN)["missing"] == 0
+    assert watcher.check(now=T + 59 * MIN)["missing"] == 0
     assert not DelayAlert.objects.exists()
 
 
 def test_change_without_postback_after_an_hour_opens_a_missing_alert_naming_action_change_and_time(two_changes):
     reconcile_at(two_changes, T + 30 * MIN)
-    delays.check(now=T + 70 * MIN)
+    watcher.check(now=T + 70 * MIN)
 
     alert = DelayAlert.objects.get()
     assert (alert.kind, alert.status, alert.item_count) == ("missing", "open", 2)
@@ -57,7 +57,7 @@ def test_change_without_postback_after_an_hour_opens_a_missing_alert_naming_acti
 
 def test_missing_alert_resolves_itself_when_the_postbacks_arrive_and_records_the_real_delay(two_changes, send):
     reconcile_at(two_changes, T + 30 * MIN)
-    delays.check(now=T + 70 * MIN)
+    watcher.check(now=T + 70 * MIN)
     alert = DelayAlert.objects.get()
 
     tracked(send, "A9", T, T + 80 * MIN)
@@ -81,7 +81,7 @@ def test_postback_received_before_the_reconciliation_is_not_missing(impact, send
     tracked(send, "A9", T, T + 2 * MIN)
     report = reconcile_at(impact, T + 30 * MIN)
     assert report.matched == 1
-    assert delays.check(now=T + 3 * 60 * MIN)["missing"] == 0
+    assert watcher.check(now=T + 3 * 60 * MIN)["missing"] == 0
     assert ApiChange.objects.get().received_at == T + 2 * MIN
 
 
@@ -134,7 +134,7 @@ def test_missing_changes_during_maintenance_make_an_expected_alert(two_changes, 
     settings.ALERT_EMAILS = ["ops@example.com"]
     MaintenanceWindow.objects.create(starts_at=T - 10 * MIN, ends_at=T + 30 * MIN, note="postbacks paused")
     reconcile_at(two_changes, T + 30 * MIN)
-    delays.check(now=T + 70 * MIN)
+    watcher.check(now=T + 70 * MIN)
     alert = DelayAlert.objects.get()
     assert (alert.kind, alert.expected, alert.item_count) == ("missing", True, 2)
     assert not Notification.objects.exists()

@@ -6,7 +6,8 @@ import pytest
 from delay_helpers import MIN, T0, send_at
 from django.core import mail
 
-from events import delays
+from events import alerts
+from events.alerts import notify, watcher
 from events.models import DelayAlert, Notification
 
 OPENED = T0 + 2 * 60 * MIN
@@ -57,22 +58,22 @@ def emails(settings):
 
 def test_opening_and_resolving_send_an_email_each(send, emails):
     send_at(send, OPENED)
-    assert delays.send_due_notifications(now=OPENED) == {"sent": 1, "failed": 0}
-    assert delays.send_due_notifications(now=OPENED + MIN) == {"sent": 0, "failed": 0}
+    assert notify.send_due_notifications(now=OPENED) == {"sent": 1, "failed": 0}
+    assert notify.send_due_notifications(now=OPENED + MIN) == {"sent": 0, "failed": 0}
     opened = mail.outbox[0]
     assert opened.subject.startswith("[OPEN] Late postbacks – Acme Shoes")
     assert opened.to == ["ops@example.com", "support@example.com"]
     assert "action A1 tracked at 2026-11-20 22:03:11 UTC" in opened.body
     assert "/alerts/" in opened.body
 
-    delays.resolve(DelayAlert.objects.get(), note="impact.com confirmed", now=OPENED + 30 * MIN)
-    delays.send_due_notifications(now=OPENED + 30 * MIN)
+    alerts.resolve(DelayAlert.objects.get(), note="impact.com confirmed", now=OPENED + 30 * MIN)
+    notify.send_due_notifications(now=OPENED + 30 * MIN)
     assert [m.subject[:10] for m in mail.outbox] == ["[OPEN] Lat", "[RESOLVED]"]
 
 
 def test_webhook_posts_slack_compatible_json(send, hook):
     send_at(send, OPENED)
-    delays.send_due_notifications(now=OPENED)
+    notify.send_due_notifications(now=OPENED)
     assert len(hook.bodies) == 1
     assert hook.bodies[0]["text"].startswith("[OPEN] Late postbacks")
 
@@ -81,18 +82,18 @@ def test_failed_webhook_is_retried_with_backoff_and_the_failure_shown(send, hook
     hook.fail = 2
     send_at(send, OPENED)
 
-    assert delays.send_due_notifications(now=OPENED) == {"sent": 0, "failed": 1}
+    assert notify.send_due_notifications(now=OPENED) == {"sent": 0, "failed": 1}
     notification = Notification.objects.get()
     assert "HTTP Error 500" in notification.last_error
     assert notification.next_attempt_at == OPENED + MIN
     assert "HTTP Error 500" in staff_client.get(f"/alerts/{notification.alert_id}/").content.decode()
 
-    assert delays.send_due_notifications(now=OPENED + MIN / 2) == {"sent": 0, "failed": 0}
-    assert delays.send_due_notifications(now=OPENED + MIN) == {"sent": 0, "failed": 1}
+    assert notify.send_due_notifications(now=OPENED + MIN / 2) == {"sent": 0, "failed": 0}
+    assert notify.send_due_notifications(now=OPENED + MIN) == {"sent": 0, "failed": 1}
     notification.refresh_from_db()
     assert notification.next_attempt_at == OPENED + MIN + 2 * MIN  # backing off
 
-    assert delays.send_due_notifications(now=OPENED + 3 * MIN) == {"sent": 1, "failed": 0}
+    assert notify.send_due_notifications(now=OPENED + 3 * MIN) == {"sent": 1, "failed": 0}
     notification.refresh_from_db()
     assert (notification.attempts, notification.sent_at, notification.last_error) == (3, OPENED + 3 * MIN, "")
     assert len(hook.bodies) == 3
@@ -101,7 +102,7 @@ def test_failed_webhook_is_retried_with_backoff_and_the_failure_shown(send, hook
 def still_late(alert, now):
     """Late postbacks keep coming, so the late alert stays open."""
     DelayAlert.objects.filter(pk=alert.pk).update(last_item_at=now)
-    delays.check(now=now)
+    watcher.check(now=now)
 
 
 def test_reminders_while_open_but_not_once_acknowledged(send, emails, settings):
@@ -116,10 +117,10 @@ def test_reminders_while_open_but_not_once_acknowledged(send, emails, settings):
     assert reminders.count() == 1
     still_late(alert, OPENED + 4 * 60 * MIN + MIN)
     assert reminders.count() == 1  # the next one in 4 h
-    delays.send_due_notifications(now=OPENED + 4 * 60 * MIN + MIN)
+    notify.send_due_notifications(now=OPENED + 4 * 60 * MIN + MIN)
     assert mail.outbox[-1].subject.startswith("[STILL OPEN]")
 
-    delays.acknowledge(alert, note="on it", now=OPENED + 5 * 60 * MIN)
+    alerts.acknowledge(alert, note="on it", now=OPENED + 5 * 60 * MIN)
     still_late(alert, OPENED + 9 * 60 * MIN)
     assert reminders.count() == 1
     assert DelayAlert.objects.get().status == "acknowledged"

@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.db import connection
 from fake_impact import SID, TOKEN, FakeImpact, action_record
 
-from events import delays
-from events.models import DelayAlert, ImpactAccount, Notification, WatcherHeartbeat
+from events.alerts.watcher import LOCK_KEY, Watcher
+from events.models import DelayAlert, ImpactAccount, Notification, WatcherHeartbeat, sql
 
 T = T0 + 2 * 60 * MIN
 
@@ -37,7 +37,7 @@ def test_watcher_reconciles_every_reconcile_every_minutes_only(settings, db):
         ImpactAccount.objects.create(account_sid=SID, auth_token=TOKEN)
         fake.actions.append(action_record("A9", T))
         clock = [T + 5 * MIN]
-        watcher = delays.Watcher(clock=lambda: clock[0], sleep=pytest.fail)
+        watcher = Watcher(clock=lambda: clock[0], sleep=pytest.fail)
         for minutes in (5, 6, 14, 20, 21, 75):  # passes at these minutes after T
             clock[0] = T + minutes * MIN
             watcher.run_pass()
@@ -78,7 +78,7 @@ def test_second_watcher_stands_by_while_another_holds_the_lock():
     held, release = threading.Event(), threading.Event()
 
     def other_host():
-        with delays.advisory_lock() as got:
+        with sql.advisory_lock(LOCK_KEY) as got:
             assert got
             held.set()
             release.wait(10)
@@ -120,9 +120,9 @@ def test_two_watchers_started_at_the_same_time_send_nothing_twice(settings, clie
     def watcher(use_lock):
         try:
             start.wait(10)
-            w = delays.Watcher(clock=lambda: T + MIN)
+            w = Watcher(clock=lambda: T + MIN)
             if use_lock:
-                with delays.advisory_lock() as got:
+                with sql.advisory_lock(LOCK_KEY) as got:
                     results.append(w.run_pass()["sent"] if got else 0)
             else:  # no lock: only the guarded claims stand between them
                 results.append(w.run_pass()["sent"])

@@ -15,8 +15,9 @@ from django.db import OperationalError, connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events import impact, ingest, lifecycle, rows
-from events.models import Action, ActionEvent, Delivery
+from events import impact, lifecycle
+from events.intake import endpoint
+from events.models import Action, ActionEvent, Delivery, sql
 from tests.conftest import ENDPOINT, postback_params
 
 
@@ -218,7 +219,7 @@ def test_unavailable_database_answers_503_with_retry_after(send, monkeypatch, se
     def down(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(ingest, "store", down)
+    monkeypatch.setattr(endpoint, "store", down)
     response = send()
     assert response.status_code == 503
     assert response["Retry-After"] == "42"
@@ -229,7 +230,7 @@ def test_a_database_failure_while_processing_answers_503_and_the_retry_is_applie
     def down(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    real_update = rows.update
+    real_update = sql.update
 
     def recording_the_outcome_fails(obj, *args, **kwargs):
         if isinstance(obj, Delivery):
@@ -237,7 +238,7 @@ def test_a_database_failure_while_processing_answers_503_and_the_retry_is_applie
         return real_update(obj, *args, **kwargs)
 
     monkeypatch.setattr(lifecycle, "apply", down)
-    monkeypatch.setattr(rows, "update", recording_the_outcome_fails)
+    monkeypatch.setattr(sql, "update", recording_the_outcome_fails)
     response = send()
     assert response.status_code == 503
     assert Delivery.objects.get().outcome == "received"  # stored, replayable
@@ -355,7 +356,7 @@ def test_the_delivery_is_committed_before_processing_starts(client, credential, 
         seen_from_processing.append(Delivery.objects.filter(pk=delivery.pk, outcome="received").exists())
         raise OperationalError("the database went away while processing")
 
-    monkeypatch.setattr(ingest, "process", die)
+    monkeypatch.setattr(endpoint, "process", die)
     response = client.get(f"{ENDPOINT}?ActionId=A1", headers={credential.header_name: credential.secret})
     assert response.status_code == 503
     assert seen_from_processing == [True]

@@ -11,7 +11,7 @@ from delay_helpers import MIN, T0, iso
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from events import ingest, lifecycle
+from events import lifecycle, processing
 from events.models import Action, ActionEvent, ApiChange, Brand, DelayAlert, Delivery
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -139,7 +139,7 @@ def test_replaying_a_first_postback_written_in_one_statement_changes_nothing(sen
     answer = send_on_time(send, action_id="A1")
     delivery = Delivery.objects.get(pk=answer["delivery"])
     with time_machine.travel(RECEIVED + MIN, tick=False):
-        assert ingest.replay(Delivery.objects.filter(pk=delivery.pk)) == {"applied": 1}
+        assert processing.replay(Delivery.objects.filter(pk=delivery.pk)) == {"applied": 1}
     assert created[-1] is None  # the action exists now: apply() recognised the delivery's own event
     delivery.refresh_from_db()
     assert (delivery.outcome, delivery.attempts, delivery.event_id) == ("applied", 2, answer_event(answer))

@@ -5,7 +5,7 @@ import time_machine
 from delay_helpers import MIN, T0, send_at
 from django.db import connections
 
-from events import delays
+from events.alerts import watcher
 
 
 def test_healthz_is_503_until_the_watcher_has_run(client, db):
@@ -18,7 +18,7 @@ def test_healthz_is_503_until_the_watcher_has_run(client, db):
 def test_healthz_reports_database_last_postback_watcher_and_open_alerts(client, send, settings):
     send_at(send, T0 + 2 * 60 * MIN)  # a late postback: one open alert
     with time_machine.travel(T0 + 2 * 60 * MIN + MIN, tick=False):
-        delays.Watcher().run_pass()
+        watcher.Watcher().run_pass()
         response = client.get("/healthz")
     assert response.status_code == 200
     body = response.json()
@@ -36,7 +36,7 @@ def test_healthz_reports_database_last_postback_watcher_and_open_alerts(client, 
 def test_healthz_is_503_when_the_watcher_missed_three_intervals(client, db, settings):
     settings.WATCH_INTERVAL_SECONDS = 60
     with time_machine.travel(T0, tick=False):
-        delays.Watcher().run_pass()
+        watcher.Watcher().run_pass()
     with time_machine.travel(T0 + timedelta(seconds=180), tick=False):
         assert client.get("/healthz").status_code == 200
     with time_machine.travel(T0 + timedelta(seconds=181), tick=False):

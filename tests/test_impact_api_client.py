@@ -9,7 +9,8 @@ import time_machine
 from delay_helpers import MIN, T0
 from fake_impact import SID, TOKEN, FakeImpact, update_record
 
-from events import delays, impact_api
+from events.alerts import reconcile
+from events.impact import api as impact_api
 from events.models import ApiChange, ImpactAccount
 
 T = T0 + timedelta(days=1)
@@ -93,14 +94,14 @@ def test_long_retry_after_stops_the_reconciliation_and_pauses_it(fake):
     fake.retry_after = "3600"
     with time_machine.travel(T, tick=False):
         account = ImpactAccount.objects.get()
-        report = delays.reconcile(account, delays.client_for(account, sleep=pytest.fail))
+        report = reconcile.reconcile(account, reconcile.client_for(account, sleep=pytest.fail))
     assert "wait 3600 s" in report.error
     assert len(fake.requests) == 1
     account.refresh_from_db()
     assert account.paused_until == T + timedelta(hours=1)
     assert account.synced_through is None  # it starts again from the same point
-    assert not delays.reconcile_due(account, T + 30 * MIN)
-    assert delays.reconcile_due(account, T + 61 * MIN)
+    assert not reconcile.reconcile_due(account, T + 30 * MIN)
+    assert reconcile.reconcile_due(account, T + 61 * MIN)
 
 
 def test_request_budget_per_hour_is_obeyed_and_reported(fake, settings):
@@ -110,7 +111,7 @@ def test_request_budget_per_hour_is_obeyed_and_reported(fake, settings):
     def run(moment):
         with time_machine.travel(moment, tick=False):
             account = ImpactAccount.objects.get()
-            return delays.reconcile(account, delays.client_for(account, page_size=2))
+            return reconcile.reconcile(account, reconcile.client_for(account, page_size=2))
 
     first = run(T + 30 * MIN)
     assert len(fake.requests) == 3  # the server saw exactly the budget

@@ -14,8 +14,12 @@ from django.db.models import Aggregate, FloatField
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events import rollups
-from events.models import Action, ActionEvent, Brand, Delivery, OverviewRollup
+from events import processing
+from events.alerts import watcher
+from events.common import times
+from events.models import COUNTS, MONEY, Action, ActionEvent, Brand, Delivery, OverviewRollup
+from events.reporting import rollups
+from events.simulation import synthetic
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Pacific/Chatham", "America/Santiago"]
@@ -111,7 +115,7 @@ def everything_counted(start, end, bucket, tz) -> dict:
     rows = events.period_rows(bucket, tz)
     delays = list(events.exclude(delay_seconds=None).values_list("delay_seconds", flat=True))
     return {
-        "rows": [(row["bucket"], row["currency"], *(row[k] for k in rollups.KINDS + rollups.MONEY)) for row in rows],
+        "rows": [(row["bucket"], row["currency"], *(row[k] for k in COUNTS + MONEY)) for row in rows],
         "with_delay": len(delays),
         "late": sum(d > 15 * 60 for d in delays),
         "alert_late": sum(d > 60 * 60 for d in delays),
@@ -128,7 +132,7 @@ def per_brand(rows: list[dict]) -> dict:
     """{(brand, currency): (counts..., money...)}, the closed days' and the rest's rows added up."""
     totals: dict = {}
     for row in rows:
-        values = [row[k] for k in rollups.KINDS + rollups.MONEY]
+        values = [row[k] for k in COUNTS + MONEY]
         key = (row["brand_id"], row["currency"])
         totals[key] = [a + b for a, b in zip(totals[key], values, strict=True)] if key in totals else values
     return totals
@@ -138,9 +142,7 @@ def from_rollups(start, end, bucket, tz, now) -> dict:
     figures = rollups.figures(start, end, bucket, tz, now)
     brands = rollups.brand_figures(start, end, tz, now)
     return {
-        "rows": [
-            (row["bucket"], row["currency"], *(row[k] for k in rollups.KINDS + rollups.MONEY)) for row in figures.rows
-        ],
+        "rows": [(row["bucket"], row["currency"], *(row[k] for k in COUNTS + MONEY)) for row in figures.rows],
         **figures.delay_summary(),
         "deliveries": dict(figures.deliveries),
         "brands": per_brand(brands.rows),
@@ -175,8 +177,8 @@ def period_bounds(period, now, tz):
     if isinstance(period, int):
         return now - timedelta(days=period), now, "hour" if period == 1 else "day"
     first, length = period
-    start = rollups.day_start(rollups.local_day(now, tz) + timedelta(days=first), tz)
-    end = rollups.day_start(rollups.local_day(start, tz) + timedelta(days=length + 1), tz)
+    start = times.day_start(times.local_day(now, tz) + timedelta(days=first), tz)
+    end = times.day_start(times.local_day(start, tz) + timedelta(days=length + 1), tz)
     return start, end, "hour" if length + 1 <= 2 else "day"
 
 
@@ -280,7 +282,7 @@ def test_each_display_zone_has_its_own_days(db):
     by_day = {}
     for tz in (utc, paris):
         rows = rollups.figures(NOW - timedelta(days=7), NOW, "day", tz, now=NOW).rows
-        by_day[str(tz)] = [rollups.local_day(row["bucket"], tz).isoformat() for row in rows]
+        by_day[str(tz)] = [times.local_day(row["bucket"], tz).isoformat() for row in rows]
     assert by_day == {"UTC": ["2026-11-18"], "Europe/Paris": ["2026-11-19"]}
     assert sorted(OverviewRollup.objects.values_list("zone", flat=True)) == ["Europe/Paris", "UTC"]
 
@@ -302,7 +304,6 @@ def test_hourly_charts_read_no_rollup(db):
 def test_a_replayed_delivery_from_last_week_shows_in_an_overview_already_counted(staff_client, time_machine):
     from urllib.parse import urlencode
 
-    from events import ingest
     from tests.conftest import postback_params
 
     received = NOW - timedelta(days=3)
@@ -313,7 +314,7 @@ def test_a_replayed_delivery_from_last_week_shows_in_an_overview_already_counted
     time_machine.move_to(NOW, tick=False)
     before = staff_client.get("/?period=7d").context
     assert (before["summary"]["tracked"], before["deliveries"].get("received")) == (0, 1)
-    ingest.replay(Delivery.objects.replayable())  # e.g. after a database outage left it unprocessed
+    processing.replay(Delivery.objects.replayable())  # e.g. after a database outage left it unprocessed
     after = staff_client.get("/?period=7d").context
     assert (after["summary"]["tracked"], after["deliveries"].get("applied"), after["deliveries"].get("received")) == (
         1,
@@ -352,8 +353,6 @@ def test_deleting_an_action_in_admin_drops_the_rollups(admin_client):
 
 
 def test_removing_the_synthetic_test_action_drops_the_rollups(db):
-    from events import synthetic
-
     brand = Brand.objects.create(campaign_id=synthetic.TEST_CAMPAIGN_ID)
     action = Action.objects.create(
         action_id=f"{synthetic.TEST_PREFIX}1", brand=brand, state="tracked", first_received_at=NOW, last_received_at=NOW
@@ -382,9 +381,8 @@ def test_the_watcher_counts_the_dashboard_rollups_before_the_first_view_of_the_d
 
 
 def test_a_watcher_pass_counts_ahead_and_says_so(db, time_machine):
-    from events import delays
 
     time_machine.move_to(NOW, tick=False)
-    summary = delays.Watcher(log=lambda text: None).run_pass()
+    summary = watcher.Watcher(log=lambda text: None).run_pass()
     assert summary["rollups counted"] == 2
-    assert delays.Watcher(log=lambda text: None).run_pass()["rollups counted"] == 0
+    assert watcher.Watcher(log=lambda text: None).run_pass()["rollups counted"] == 0

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection, transaction
 
-from events import rollups
+from events.reporting import rollups
 from tests.test_rollups import NOW, add_events, event, tracked
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -1,4 +1,4 @@
-"""events.rows writes and reads rows exactly as the ORM would (both databases)."""
+"""events.models.sql writes and reads rows exactly as the ORM would (both databases)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from events import rows
-from events.models import Action, ActionEvent, Brand, EventKind
+from events.impact import Lifecycle
+from events.models import Action, ActionEvent, Brand, sql
 
 pytestmark = pytest.mark.django_db
 
@@ -41,25 +41,25 @@ def as_stored(obj):
 
 def test_insert_stores_what_the_orm_would_and_get_reads_it_back_the_same():
     ours, theirs = an_action("A1"), an_action("A2")
-    assert rows.insert(ours)
+    assert sql.insert(ours)
     theirs.save()
     stored_ours, stored_theirs = as_stored(ours), as_stored(theirs)
     for name in FIELDS:
         if name not in ("id", "action_id"):
             assert stored_ours[name] == stored_theirs[name], name
-    read = rows.get(Action, "action_id", "A1", lock=True)
+    read = sql.get(Action, "action_id", "A1", lock=True)
     assert {name: getattr(read, name) for name in FIELDS} == stored_ours
     assert not read._state.adding
 
 
 def test_json_and_none_values_round_trip():
     action = an_action()
-    rows.insert(action)
+    sql.insert(action)
     event = ActionEvent(
         action=action,
         brand_id=action.brand_id,
         seq=1,
-        kind=EventKind.TRACKED,
+        kind=Lifecycle.TRACKED,
         from_state="",
         to_state="tracked",
         changes={"amount": [None, "129.90"], "nested": {"a": [1, 2]}},
@@ -68,45 +68,46 @@ def test_json_and_none_values_round_trip():
         received_at=action.first_received_at,
         amount=None,
     )
-    assert rows.insert(event)
+    assert sql.insert(event)
     stored = ActionEvent.objects.get(pk=event.pk)
     assert stored.changes == {"amount": [None, "129.90"], "nested": {"a": [1, 2]}}
     assert stored.extra == {"ü": "☃"}
     assert stored.amount is None
-    assert rows.get(ActionEvent, "fingerprint", "f" * 64).changes == stored.changes
+    assert sql.get(ActionEvent, "fingerprint", "f" * 64).changes == stored.changes
 
 
 def test_insert_on_a_unique_conflict_does_nothing_and_says_so():
-    assert rows.insert(an_action("A1"), unique="action_id")
+    assert sql.insert(an_action("A1"), unique="action_id")
     again = an_action("A1", amount=Decimal("1.00"))
-    assert not rows.insert(again, unique="action_id")
+    assert not sql.insert(again, unique="action_id")
     assert again.pk is None
     assert Action.objects.get(action_id="A1").amount == Decimal("129.90")
 
 
-def test_insert_only_when_the_condition_holds():
-    assert not rows.insert(an_action("A1"), where=("1 = %s", [2]))
-    assert rows.insert(an_action("A2"), where=("1 = %s", [1]))
+def test_a_new_action_is_inserted_only_while_its_brand_is_the_one_remembered_for_its_campaign():
+    assert not sql.insert_action_if_brand_unchanged(an_action("A1"), "another campaign")
+    assert sql.insert_action_if_brand_unchanged(an_action("A2"), "1001")
+    assert not sql.insert_action_if_brand_unchanged(an_action("A2"), "1001")  # created first elsewhere
     assert list(Action.objects.values_list("action_id", flat=True)) == ["A2"]
 
 
 def test_update_writes_the_named_fields_only():
     action = an_action()
-    rows.insert(action)
+    sql.insert(action)
     action.state, action.amount = "reversed", Decimal("0.00")
-    rows.update(action, ["state"])
+    sql.update(action, ["state"])
     stored = Action.objects.get(pk=action.pk)
     assert (stored.state, stored.amount) == ("reversed", Decimal("129.90"))
-    rows.update(action)
+    sql.update(action)
     assert Action.objects.get(pk=action.pk).amount == Decimal("0.00")
 
 
 def test_get_and_exists_when_nothing_matches():
-    assert rows.get(Action, "action_id", "nope") is None
+    assert sql.get(Action, "action_id", "nope") is None
     action = an_action()
-    rows.insert(action)
-    assert rows.exists(Action, action_id="A1", money_changed_at=action.money_changed_at)
-    assert rows.exists(Action, action_id="A1", locking_date=None)
-    assert not rows.exists(Action, action_id="A1", money_changed_at=None)
-    assert rows.exists(Action, action_id="A1", amount=Decimal("129.90"))
-    assert not rows.exists(Action, action_id="A2")
+    sql.insert(action)
+    assert sql.exists(Action, action_id="A1", money_changed_at=action.money_changed_at)
+    assert sql.exists(Action, action_id="A1", locking_date=None)
+    assert not sql.exists(Action, action_id="A1", money_changed_at=None)
+    assert sql.exists(Action, action_id="A1", amount=Decimal("129.90"))
+    assert not sql.exists(Action, action_id="A2")

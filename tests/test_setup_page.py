@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from events.models import Action, Brand, Credential, Delivery
-from events.synthetic import TEST_CAMPAIGN_ID, TEST_CREDENTIAL_LABEL
+from events.simulation.synthetic import TEST_CAMPAIGN_ID, TEST_CREDENTIAL_LABEL
 
 
 @pytest.fixture

@@ -17,9 +17,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
 
-from events import impact, ingest, lifecycle
+from events import impact, lifecycle
+from events.intake import endpoint, store
 from events.models import Action, ActionEvent, DelayAlert, Outcome, RefusedAttempt
-from events.simulator import SCENARIOS, generate_world
+from events.simulation.sender import Sender, Target
+from events.simulation.world import SCENARIOS, generate_world
 from tests.conftest import ENDPOINT, is_postgres
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -98,7 +100,7 @@ def test_a_receiver_that_applies_retries_twice_fails_verification(simulate, monk
 
 
 def test_server_errors_are_retried_until_the_postback_is_accepted(simulate, monkeypatch):
-    real_store = ingest.store
+    real_store = store.store
     failures = itertools.count()
 
     def store_failing_twice(*args, **kwargs):
@@ -106,7 +108,7 @@ def test_server_errors_are_retried_until_the_postback_is_accepted(simulate, monk
             raise OperationalError("database unavailable (simulated)")
         return real_store(*args, **kwargs)
 
-    monkeypatch.setattr(ingest, "store", store_failing_twice)
+    monkeypatch.setattr(endpoint, "store", store_failing_twice)
     output = simulate(scenario="default", actions=5, seed=2, verify=True)
     assert "HTTP 503: 2" in output
     assert "lost: 0, wrong: 0, duplicated: 0" in output
@@ -188,8 +190,7 @@ def test_actions_api_for_staff_sessions_and_not_for_other_users(client, django_u
 
 
 def test_a_stopped_sender_finishes_the_postback_in_flight_and_sends_no_more(live_server, credential):
-    from events.simulator import plan_deliveries
-    from events.simulator_http import Sender, Target
+    from events.simulation.world import plan_deliveries
 
     world = generate_world(8, SCENARIOS["default"], now=NOW, actions=20)
     by_id = world.by_id()

@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 
 from events import impact
-from events.simulator import SCENARIOS, Scenario, generate_world, plan_deliveries, truth
-from events.simulator_http import compare, expected_transitions
+from events.simulation.sender import Target
+from events.simulation.verify import compare, expected_transitions
+from events.simulation.world import SCENARIOS, Scenario, generate_world, plan_deliveries, truth
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -222,8 +223,6 @@ def test_compare_counts_what_differs(damage, line):
 def test_requests_are_filled_like_impact_templates_with_the_credential_where_asked():
     from urllib.parse import parse_qsl, urlsplit
 
-    from events.simulator_http import Target
-
     world = world_of(actions=3)
     action = world.actions[0]
     params = action.params(action.changes[0])
@@ -244,7 +243,5 @@ def test_requests_are_filled_like_impact_templates_with_the_credential_where_ask
 
 
 def test_a_url_that_is_not_http_is_refused():
-    from events.simulator_http import Target
-
     with pytest.raises(ValueError, match="not an http"):
         Target("ftp://example.com/x", "s")

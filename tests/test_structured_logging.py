@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from events.logs import ContextFilter, JsonFormatter
+from events.common.logs import ContextFilter, JsonFormatter
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def json_lines():
 def test_a_postback_line_carries_its_delivery_and_request_ids(send, json_lines):
     first = send().json()["delivery"]
     second = send(ActionId="").json()["delivery"]
-    lines = [line for line in json_lines() if line["logger"] == "events.api"]
+    lines = [line for line in json_lines() if line["logger"] == "events.intake.endpoint"]
     assert [line["delivery_id"] for line in lines] == [first, second]
     assert "postback applied action=A1" in lines[0]["message"]
     assert "postback invalid" in lines[1]["message"]

@@ -17,9 +17,11 @@ from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.safestring import SafeData, mark_safe
 from django.utils.text import Truncator
 
-from events.models import ActionState, EventKind, EventSource, Outcome
+from events.common.times import format_duration
+from events.impact import Lifecycle, promises
+from events.models import EventSource, Outcome
 
-from .. import delays, money
+from .. import money
 from ..timezones import display_zone
 
 register = template.Library()
@@ -65,22 +67,20 @@ def when_text(moment):
 
 @register.filter
 def duration(seconds):
-    return delays.format_duration(seconds)
+    return format_duration(seconds)
 
 
 @register.filter
 def delay_badge(seconds):
-    level = delays.delay_level(seconds, settings.DELAY_LATE_AFTER_MINUTES, settings.DELAY_ALERT_AFTER_MINUTES)
-    if level == delays.UNKNOWN:
+    level = promises.delay_level(seconds)
+    if level == promises.UNKNOWN:
         return format_html('<span class="badge muted" title="No impact-side time in the postback">{}</span>', "n/a")
     titles = {
-        delays.ON_TIME: f"On time (≤ {settings.DELAY_LATE_AFTER_MINUTES} min)",
-        delays.LATE: f"Late (> {settings.DELAY_LATE_AFTER_MINUTES} min)",
-        delays.ALERT: f"Alert-late (> {settings.DELAY_ALERT_AFTER_MINUTES} min)",
+        promises.ON_TIME: f"On time (≤ {settings.DELAY_LATE_AFTER_MINUTES} min)",
+        promises.LATE: f"Late (> {settings.DELAY_LATE_AFTER_MINUTES} min)",
+        promises.ALERT: f"Alert-late (> {settings.DELAY_ALERT_AFTER_MINUTES} min)",
     }
-    return format_html(
-        '<span class="badge {}" title="{}">{}</span>', level, titles[level], delays.format_duration(seconds)
-    )
+    return format_html('<span class="badge {}" title="{}">{}</span>', level, titles[level], format_duration(seconds))
 
 
 @register.filter
@@ -111,8 +111,7 @@ def kind_class(kind):
 
 # --- Brand timeline and deliveries rows ----------------------------------------------------------------------
 
-KIND_LABELS = dict(EventKind.choices)
-STATE_LABELS = dict(ActionState.choices)
+KIND_LABELS = STATE_LABELS = dict(Lifecycle.choices)
 SOURCE_LABELS = dict(EventSource.choices)
 OUTCOME_LABELS = dict(Outcome.choices)
 

@@ -305,8 +305,8 @@ def deliveries(url: str) -> dict[str, int]:
 
 VERIFY_AGAIN = """
 from datetime import datetime
-from events import simulator
-from events.simulator_http import compare, read_state_orm
+
+from events.simulation.verify import compare, read_state_orm
 world = simulator.generate_world({seed}, simulator.SCENARIOS[{scenario!r}], now=datetime.fromisoformat({now!r}),
                                  actions={actions})
 expected = simulator.truth(world)

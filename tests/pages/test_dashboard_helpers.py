@@ -6,9 +6,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dashboard import charts, delays, money, periods
+from dashboard import charts, money, periods
 from dashboard.cursor import BadCursor, Cursor, paginate
 from dashboard.exports import safe_cell
+from events.common.times import format_duration
+from events.impact import promises
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -21,18 +23,6 @@ def test_money_shows_symbol_grouping_and_a_real_minus():
     assert money.format_money(None, "USD") == ""
 
 
-def test_money_totals_merge_rows_per_currency():
-    rows = [
-        {"currency": "USD", "gained": Decimal("10"), "lost": Decimal("-4")},
-        {"currency": "usd", "gained": Decimal("5"), "lost": None},
-        {"currency": "EUR", "gained": Decimal("1"), "lost": Decimal("0")},
-    ]
-    assert money.merge_totals(rows, ("gained", "lost")) == {
-        "USD": {"gained": Decimal("15"), "lost": Decimal("-4")},
-        "EUR": {"gained": Decimal("1"), "lost": Decimal("0")},
-    }
-
-
 def test_csv_amounts_are_plain_numbers():
     assert money.plain_amount(Decimal("-10.000000"), "USD") == "-10.00"
 
@@ -42,14 +32,15 @@ def test_csv_amounts_are_plain_numbers():
     [(None, "—"), (45, "45 s"), (252, "4 min 12 s"), (600, "10 min"), (7500, "2 h 05 min"), (97200, "1 d 3 h")],
 )
 def test_durations_read_like_a_person_would_say_them(seconds, text):
-    assert delays.format_duration(seconds) == text
+    assert format_duration(seconds) == text
 
 
-def test_delay_levels_follow_the_thresholds():
-    assert delays.delay_level(900, 15, 60) == delays.ON_TIME
-    assert delays.delay_level(901, 15, 60) == delays.LATE
-    assert delays.delay_level(3601, 15, 60) == delays.ALERT
-    assert delays.delay_level(None, 15, 60) == delays.UNKNOWN
+def test_delay_levels_follow_the_thresholds(settings):
+    settings.DELAY_LATE_AFTER_MINUTES, settings.DELAY_ALERT_AFTER_MINUTES = 15, 60
+    assert promises.delay_level(900) == promises.ON_TIME
+    assert promises.delay_level(901) == promises.LATE
+    assert promises.delay_level(3601) == promises.ALERT
+    assert promises.delay_level(None) == promises.UNKNOWN
 
 
 def test_preset_periods_end_now():

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from events.ingest import is_header_name
+from events.intake.credentials import is_header_name
 from events.models import DEFAULT_HEADER, Credential, hash_secret
 
 

@@ -1,7 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from events import delays
+from events.alerts import missing, notify, watcher
+from events.alerts.reconcile import client_for, reconcile
+from events.common.times import format_moment
 from events.models import ImpactAccount
 
 
@@ -27,18 +29,20 @@ class Command(BaseCommand):
             now = timezone.now()
             for account in accounts:
                 if account.paused_until and account.paused_until > now:
-                    self.stdout.write(f"{account}: impact.com asked to wait until {delays.fmt(account.paused_until)}.")
+                    self.stdout.write(
+                        f"{account}: impact.com asked to wait until {format_moment(account.paused_until)}."
+                    )
                     failed = True
                     continue
-                report = delays.reconcile(account, delays.client_for(account))
+                report = reconcile(account, client_for(account))
                 self.stdout.write(f"{account}: {report}")
                 failed = failed or bool(report.error)
-        summary = delays.check()
+        summary = watcher.check()
         self.stdout.write(f"Check: {summary['missing']} change(s) without a postback past the deadline.")
         if backfill:
-            count = delays.backfill()
+            count = missing.backfill()
             self.stdout.write(f"Backfilled {count} change(s) as events with source `api`.")
-        sent = delays.send_due_notifications()
+        sent = notify.send_due_notifications()
         self.stdout.write(f"Notifications: {sent['sent']} sent, {sent['failed']} failed.")
         if failed:
             raise CommandError("reconciliation stopped early (see above); it continues from the same point next run")

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from events import ingest
 from events.models import Delivery, Outcome
+from events.processing import process
 
 
 class Command(BaseCommand):
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Replaying {total} deliveries...")
         counts: dict[str, int] = {}
         for done, delivery in enumerate(deliveries.order_by("id").iterator(chunk_size=500), start=1):
-            result = ingest.process(delivery).outcome
+            result = process(delivery).outcome
             counts[result] = counts.get(result, 0) + 1
             if done % 1000 == 0:
                 self.stdout.write(f"  {done}/{total}")

@@ -16,17 +16,11 @@ from django.urls import reverse
 from django.utils import timezone
 from tqdm import tqdm
 
-from events import simulator
 from events.models import DEFAULT_HEADER, Credential
-from events.simulator_http import (
-    Sender,
-    Target,
-    backdate,
-    compare,
-    read_state_http,
-    read_state_orm,
-    wait_for_server,
-)
+from events.simulation import world as simulator
+from events.simulation.demo import backdate
+from events.simulation.sender import Sender, Target, wait_for_server
+from events.simulation.verify import compare, read_state_http, read_state_orm
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 MAX_DIFFERENCES_SHOWN = 30

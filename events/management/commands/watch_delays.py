@@ -5,7 +5,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
 
-from events import delays
+from events.alerts.watcher import LOCK_KEY, Watcher
+from events.models import sql
 
 
 class Command(BaseCommand):
@@ -24,11 +25,11 @@ class Command(BaseCommand):
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._stop)
         # Retry-After waits end early on SIGTERM too.
-        watcher = delays.Watcher(log=self.stdout.write, sleep=self.stop.wait)
+        watcher = Watcher(log=self.stdout.write, sleep=self.stop.wait)
         interval = settings.WATCH_INTERVAL_SECONDS
         while not self.stop.is_set():
             try:
-                with delays.advisory_lock() as got:
+                with sql.advisory_lock(LOCK_KEY) as got:
                     if not got:
                         self.stdout.write("Another watcher holds the lock; standing by.")
                     while got and not self.stop.is_set():

@@ -1,8 +1,8 @@
-"""Postback delays, pure Python: human durations and how late a delay is."""
+"""Times and durations as every page, alert and message shows them, and the days of a time zone."""
 
 from __future__ import annotations
 
-ON_TIME, LATE, ALERT, UNKNOWN = "on-time", "late", "alert", "unknown"
+from datetime import UTC, date, datetime, time, tzinfo
 
 
 def format_duration(seconds: float | int | None) -> str:
@@ -24,11 +24,15 @@ def format_duration(seconds: float | int | None) -> str:
     return f"{sign}{days} d {hours} h"
 
 
-def delay_level(seconds: int | None, late_after_minutes: int, alert_after_minutes: int) -> str:
-    if seconds is None:
-        return UNKNOWN
-    if seconds > alert_after_minutes * 60:
-        return ALERT
-    if seconds > late_after_minutes * 60:
-        return LATE
-    return ON_TIME
+def format_moment(moment: datetime | None) -> str:
+    """A moment in UTC, to the second, for alert notes and notifications."""
+    return "—" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def day_start(day: date, tz: tzinfo) -> datetime:
+    """The first instant of `day` in `tz`."""
+    return datetime.combine(day, time(), tzinfo=tz)
+
+
+def local_day(moment: datetime, tz: tzinfo) -> date:
+    return moment.astimezone(tz).date()

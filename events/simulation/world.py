@@ -27,11 +27,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
-from .impact import FIELDS, TEMPLATE_FIELDS
+from events.impact import FIELDS, TEMPLATE_FIELDS, Lifecycle
 
 CENT = Decimal("0.01")
 MAX_OVERTAKE = timedelta(hours=1)
-TRACKED, MODIFIED, REVERSED = "tracked", "modified", "reversed"
+TRACKED, MODIFIED, REVERSED = Lifecycle.TRACKED, Lifecycle.MODIFIED, Lifecycle.REVERSED
 
 BRAND_NAMES = (
     "Acme Shoes",

@@ -1,4 +1,4 @@
-"""The postback endpoint: `GET|POST /postbacks/impact/`. Thin: it only calls the pipeline."""
+"""The postback endpoint: `GET|POST /postbacks/impact/`. Thin: authenticate, store, apply, answer."""
 
 from __future__ import annotations
 
@@ -13,14 +13,22 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import ingest, logs, openapi, security
-from .models import DEFAULT_HEADER, RefusalReason
+from events.common import logs
+from events.models import DEFAULT_HEADER, RefusalReason
+from events.processing import process
+
+from . import openapi
+from .credentials import TOKEN_PARAMETER, Authenticated, Refusal, auth_config, authenticate
+from .limits import body_too_large, query_too_long, read_body
+from .redaction import scrub_credentials
+from .refusals import count_refusal, record_refusal, refusal_throttled
+from .store import store
 
 logger = logging.getLogger(__name__)
 
 
 class PostbackRefused(exceptions.AuthenticationFailed):
-    def __init__(self, refusal: ingest.Refusal):
+    def __init__(self, refusal: Refusal):
         super().__init__({"error": "unauthorized", "reason": refusal.reason, "detail": refusal.detail})
 
 
@@ -28,32 +36,33 @@ class CredentialAuthentication(BaseAuthentication):
     """An active postback credential in its header or in the `token` parameter."""
 
     def authenticate(self, request):
-        result = ingest.authenticate(request._request)
-        if isinstance(result, ingest.Refusal):
-            security.scrub_credentials(request._request)
+        result = authenticate(request._request)
+        if isinstance(result, Refusal):
+            # A refusal was confirmed from a fresh read: these are the active credentials' headers.
+            scrub_credentials(request._request, {c.header_name for c in auth_config().credentials})
             refuse(request, result)
-        security.scrub_credentials(request._request, result.header_names, result.secret)
+        scrub_credentials(request._request, result.header_names, result.secret)
         return (None, result)
 
     def authenticate_header(self, request):
         # Defining this makes DRF answer 401 rather than 403. Names the headers the active
         # credentials use (as just read for the refusal); none configured yet: the default one.
-        names = sorted({c.header_name for c in ingest.auth_config().credentials}) or [DEFAULT_HEADER]
-        return f'Token header="{", ".join(names)}", param="{ingest.TOKEN_PARAMETER}"'
+        names = sorted({c.header_name for c in auth_config().credentials}) or [DEFAULT_HEADER]
+        return f'Token header="{", ".join(names)}", param="{TOKEN_PARAMETER}"'
 
 
 class AddressNotAllowed(exceptions.PermissionDenied):
-    def __init__(self, refusal: ingest.Refusal):
+    def __init__(self, refusal: Refusal):
         super().__init__({"error": "forbidden", "reason": refusal.reason, "detail": refusal.detail})
 
 
-def refuse(request, refusal: ingest.Refusal):
+def refuse(request, refusal: Refusal):
     """Throttle, record and answer a refusal (401, 403 for the allow-list, 429 past the rate)."""
-    wait = security.refusal_throttled(request._request)
+    wait = refusal_throttled(request._request)
     if wait is not None:
-        ingest.count_refusal(RefusalReason.THROTTLED)
+        count_refusal(RefusalReason.THROTTLED)
         raise exceptions.Throttled(wait=wait, detail="Too many refused postbacks from this address; retry later.")
-    ingest.record_refusal(request._request, refusal)
+    record_refusal(request._request, refusal)
     if refusal.reason == RefusalReason.ADDRESS_NOT_ALLOWED:
         raise AddressNotAllowed(refusal)
     raise PostbackRefused(refusal)
@@ -61,7 +70,7 @@ def refuse(request, refusal: ingest.Refusal):
 
 class HasCredential(BasePermission):
     def has_permission(self, request, view):
-        return isinstance(request.auth, ingest.Authenticated)
+        return isinstance(request.auth, Authenticated)
 
 
 class JSONOnly(BaseContentNegotiation):
@@ -96,28 +105,28 @@ class ImpactPostbackView(APIView):
 
     def receive(self, request):
         limit = settings.POSTBACK_MAX_BODY_BYTES
-        if ingest.body_too_large(request._request):
+        if body_too_large(request._request):
             return Response(
                 {"error": "payload_too_large", "detail": f"Bodies are limited to {limit} bytes."},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        if ingest.query_too_long(request._request):
+        if query_too_long(request._request):
             return Response(
                 {"error": "uri_too_long", "detail": f"Query strings are limited to {limit} characters."},
                 status=status.HTTP_414_REQUEST_URI_TOO_LONG,
             )
         # Read the raw bytes before anything parses them (DRF issue #4940).
-        body = ingest.read_body(request._request)
+        body = read_body(request._request)
         if body is None:  # chunked, so only known too large once read
             return Response(
                 {"error": "payload_too_large", "detail": f"Bodies are limited to {limit} bytes."},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
-        delivery = ingest.store(request._request, request.auth, body)
-        if isinstance(delivery, ingest.Refusal):  # revoked (or the allow-list changed) a moment ago
+        delivery = store(request._request, request.auth, body)
+        if isinstance(delivery, Refusal):  # revoked (or the allow-list changed) a moment ago
             refuse(request, delivery)
         logs.bind_delivery(delivery.pk)
-        ingest.process(delivery)
+        process(delivery)
         logger.info("postback %s action=%s in %s ms", delivery.outcome, delivery.action_id, delivery.processing_ms)
         return Response({"delivery": delivery.pk, "outcome": delivery.outcome})
 
@@ -125,7 +134,7 @@ class ImpactPostbackView(APIView):
         if isinstance(exc, DatabaseError):  # nothing could be stored: impact.com retries
             logger.error("postback answered 503, database error: %s", exc, exc_info=exc)
             # The credential may not have been read yet: blank the default places (no database to ask).
-            security.scrub_credentials(self.request._request, {DEFAULT_HEADER})
+            scrub_credentials(self.request._request, {DEFAULT_HEADER})
             response = Response(
                 {"error": "unavailable", "detail": "The database is unavailable; retry later."},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -1,7 +1,7 @@
 """The OpenAPI description of the postback endpoint (drf-spectacular), served at /api/schema/.
 
 The endpoint has no serializer (it stores raw bytes first), so the parameters, bodies and
-answers are described here by hand from impact.py's vocabulary; tests/test_openapi.py runs
+answers are described here by hand from impact.com's vocabulary (`events.impact`); a test runs
 schemathesis against the description to keep the two in step.
 """
 
@@ -12,12 +12,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
-from . import impact
-from .models import DEFAULT_HEADER, Outcome, RefusalReason
+from events import impact
+from events.models import DEFAULT_HEADER, Outcome, RefusalReason
 
 
 class CredentialScheme(OpenApiAuthenticationExtension):
-    target_class = "events.api.CredentialAuthentication"
+    target_class = "events.intake.endpoint.CredentialAuthentication"
     name = ["credentialHeader", "credentialToken"]
 
     def get_security_requirement(self, auto_schema):

@@ -4,13 +4,13 @@ A day of the display zone is *closed* once it ended SETTLE ago. The figures of a
 the run of closed days it covers from one OverviewRollup row (counted from the events and
 deliveries on first need, then kept), and count only the rest live: the period's partial first
 day and the days not closed yet. Both parts are exact (money sums; delays as a histogram, not a
-sample), so merged they equal a count over every row of the period (tests/test_rollups.py
-checks it on random histories). A rollup covers a whole run of days, not one day, because
+sample), so merged they equal a count over every row of the period (the tests check it on
+random histories). A rollup covers a whole run of days, not one day, because
 merging thirty daily delay histograms on every view cost more than the page may.
 
 Invalidation: the rollups that cover a day are dropped when a write lands in it.
 - `changed(received_at)`, after an event is written or a delivery's outcome changes
-  (lifecycle.apply, ingest.process). Free unless `received_at` is over LATE_WRITE old, which
+  (the processing of a delivery, a backfill). Free unless `received_at` is over LATE_WRITE old, which
   only replays and late processing are: a postback is written seconds after it is received.
 - `forget(start, end)`, by the rare writers that move or delete rows in bulk (prune, the
   demo's backdating, removing the synthetic test action, admin deletions).
@@ -30,22 +30,22 @@ from __future__ import annotations
 import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from .models import ActionEvent, Delivery, OverviewRollup
+from events.common.times import day_start, local_day
+from events.impact import promises
+from events.models import COUNTS, MONEY, ActionEvent, Delivery, OverviewRollup, sql
 
 SETTLE = timedelta(hours=1)
 LATE_WRITE = timedelta(minutes=5)
 KEEP = timedelta(days=2)
 LOCK_KEY = zlib.crc32(b"events.rollups")
-KINDS = ("events", "tracked", "modified", "reversed")
-MONEY = ("gained", "changed", "lost")
 OVERVIEW_FIELDS = ("rows", "delay_seconds", "delay_counts", "deliveries")
 BRAND_FIELDS = ("brand_rows", "brand_delays")
 
@@ -70,14 +70,12 @@ class Figures:
     def delay_summary(self) -> dict:
         """Events with a delay, late and alert-late counts, the largest delay, and p50/p95 as
         PostgreSQL's percentile_cont computes them over the same delays."""
-        late = settings.DELAY_LATE_AFTER_MINUTES * 60
-        alert = settings.DELAY_ALERT_AFTER_MINUTES * 60
         histogram = sorted(self.delays.items())
         total = sum(n for _, n in histogram)
         return {
             "with_delay": total,
-            "late": sum(n for delay, n in histogram if delay > late),
-            "alert_late": sum(n for delay, n in histogram if delay > alert),
+            "late": sum(n for delay, n in histogram if promises.is_late(delay)),
+            "alert_late": sum(n for delay, n in histogram if promises.is_alert_late(delay)),
             "delay_max": histogram[-1][0] if histogram else None,
             "delay_p50": percentile_cont(histogram, total, 0.5),
             "delay_p95": percentile_cont(histogram, total, 0.95),
@@ -129,14 +127,6 @@ def percentile_cont(histogram: list[tuple[int, int]], total: int, fraction: floa
 
 
 # --- Days ------------------------------------------------------------------------------------
-
-
-def day_start(day: date, tz: tzinfo) -> datetime:
-    return datetime.combine(day, time(), tzinfo=tz)
-
-
-def local_day(moment: datetime, tz: tzinfo) -> date:
-    return moment.astimezone(tz).date()
 
 
 def closed_days(start: datetime, end: datetime, tz: tzinfo, settled: datetime) -> list[date]:
@@ -249,7 +239,7 @@ def _store(first: date, last: date, tz: tzinfo) -> OverviewRollup:
 
 def _stored(row: dict, **keys) -> dict:
     """A counted row as JSON: its keys, the counts, the money as exact decimal strings."""
-    return {**keys, **{name: row[name] for name in KINDS}, **{name: str(row[name]) for name in MONEY}}
+    return {**keys, **{name: row[name] for name in COUNTS}, **{name: str(row[name]) for name in MONEY}}
 
 
 def _loaded(row: dict, **extra) -> dict:
@@ -314,9 +304,7 @@ def warm(now: datetime | None = None) -> int:
 
 def _lock() -> None:
     """Held to the end of the transaction: counting days and dropping rollups wait for each other."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+    sql.advisory_xact_lock(LOCK_KEY)
 
 
 def changed(received_at: datetime, now: datetime | None = None) -> None:

@@ -22,8 +22,8 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from . import security
-from .models import (
+from events.common.networks import client_address, in_networks, parse_ip, parse_network
+from events.models import (
     ActionEvent,
     AlertKind,
     DelayAlert,
@@ -129,8 +129,8 @@ def access_allowed(request) -> tuple[bool, int, str]:
         if scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
             return True, 200, ""
     if cidrs:
-        networks = [security.parse_network(c) for c in cidrs]
-        if security.in_networks(security.parse_ip(security.client_address(request)), networks):
+        networks = [parse_network(c) for c in cidrs]
+        if in_networks(parse_ip(client_address(request)), networks):
             return True, 200, ""
     if token:
         return False, 401, "Send Authorization: Bearer <METRICS_TOKEN>."

@@ -1,4 +1,4 @@
-"""A small client for impact.com's REST API (IMPACT.md, "The REST API"), standard library only.
+"""A small client for impact.com's REST API (the Mediapartners resources), standard library only.
 
 - `https://api.impact.com/Mediapartners/{AccountSID}/{Resource}`, HTTP Basic auth (Account SID,
   Auth Token), `Accept: application/json` (impact.com answers XML otherwise).

@@ -17,9 +17,11 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from . import rollups, simulator
-from .models import Action, Brand, Credential, Delivery
-from .simulator_http import Target
+from events.models import Action, Brand, Credential, Delivery
+from events.reporting import rollups
+
+from . import world
+from .sender import Target
 
 TEST_PREFIX = "TEST-"
 TEST_CAMPAIGN_ID = "test-postback"
@@ -44,7 +46,7 @@ class TestOutcome:
 def synthetic_postback(now=None) -> tuple[str, dict[str, str]]:
     """One tracked action of a fake brand, filled in like impact.com's template."""
     now = (now or timezone.now()).replace(microsecond=0)
-    brand = simulator.Brand(
+    brand = world.Brand(
         campaign_id=TEST_CAMPAIGN_ID,
         name=TEST_CAMPAIGN_NAME,
         currency="USD",
@@ -54,7 +56,7 @@ def synthetic_postback(now=None) -> tuple[str, dict[str, str]]:
         typical_amount=1.0,
     )
     action_id = f"{TEST_PREFIX}{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
-    action = simulator.Action(
+    action = world.Action(
         action_id=action_id,
         brand=brand,
         tracker=brand.trackers[0],
@@ -64,10 +66,10 @@ def synthetic_postback(now=None) -> tuple[str, dict[str, str]]:
         oid="TEST",
         sub_id1="test-postback",
     )
-    change = simulator.Change(
+    change = world.Change(
         action_id=action_id,
         index=0,
-        kind=simulator.TRACKED,
+        kind=world.TRACKED,
         status="PENDING",
         status_detail="Synthetic test postback",
         amount=Decimal("1.00"),

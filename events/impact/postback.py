@@ -1,9 +1,9 @@
-"""impact.com's postback vocabulary: turn a raw delivery into a normalised change.
+"""Turn a raw delivery into a normalised change: names to impact.com's vocabulary, values typed.
 
 Pure Python (no Django), so it is easy to test alone. The publisher picks the
 parameter *names* in impact.com's URL or body template; we accept impact.com's
 macro names in any case and in snake_case (`ActionId` = `action_id` =
-`actionid`) plus the aliases in `ALIASES`. Values: an empty value or an
+`actionid`) plus the aliases in `vocabulary.ALIASES`. Values: an empty value or an
 unfilled macro (`{SubId1}`) is None; money is `Decimal`; dates are aware
 datetimes (ISO 8601 with or without offset, naive = UTC, or epoch seconds).
 """
@@ -22,6 +22,8 @@ from urllib.parse import parse_qsl
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
+from .vocabulary import DEFAULT_LOOKUP, FIELDS, IGNORED, Lifecycle, normalise_name
+
 MAX_MONEY = Decimal("1000000000000")  # 10^12, far above any commission
 MONEY_DECIMAL_PLACES = 6
 MAX_TEXT_LENGTH = 255
@@ -30,101 +32,10 @@ MAX_EXTRA_VALUE_LENGTH = 2000
 EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
 LATEST_DATE = datetime(2100, 1, 1, tzinfo=UTC)
 
-EVENT_TYPES = ("tracked", "modified", "reversed")
-
 
 class InvalidPayload(ValueError):
     """The payload cannot be understood; the message says precisely why."""
 
-
-# Canonical field -> (impact.com macro name, kind). Kinds: text, money, date, status, event_type.
-FIELDS: dict[str, tuple[str, str]] = {
-    "action_id": ("ActionId", "text"),
-    "campaign_id": ("CampaignId", "text"),
-    "campaign_name": ("CampaignName", "text"),
-    "action_tracker_id": ("ActionTrackerId", "text"),
-    "action_tracker_name": ("ActionTrackerName", "text"),
-    "media_partner_id": ("MediaPartnerId", "text"),
-    "media_partner_name": ("MediaPartnerName", "text"),
-    "action_type": ("ActionType", "text"),
-    "referring_type": ("ReferringType", "text"),
-    "status": ("Status", "status"),
-    "status_detail": ("StatusDetail", "text"),
-    "ad_id": ("AdId", "text"),
-    "payout": ("Payout", "money"),
-    "delta_payout": ("DeltaPayout", "money"),
-    "intended_payout": ("IntendedPayout", "money"),
-    "amount": ("Amount", "money"),
-    "delta_amount": ("DeltaAmount", "money"),
-    "intended_amount": ("IntendedAmount", "money"),
-    "currency": ("Currency", "text"),
-    "original_currency": ("OriginalCurrency", "text"),
-    "original_amount": ("OriginalAmount", "money"),
-    "event_date": ("EventDate", "date"),
-    "creation_date": ("CreationDate", "date"),
-    "locking_date": ("LockingDate", "date"),
-    "referring_date": ("ReferringDate", "date"),
-    "cleared_date": ("ClearedDate", "date"),
-    "update_date": ("UpdateDate", "date"),
-    "oid": ("Oid", "text"),
-    "shared_id": ("SharedId", "text"),
-    "sub_id1": ("SubId1", "text"),
-    "sub_id2": ("SubId2", "text"),
-    "sub_id3": ("SubId3", "text"),
-    "promo_code": ("PromoCode", "text"),
-    "event_code": ("EventCode", "text"),
-    "referring_domain": ("ReferringDomain", "text"),
-    "event_type": ("EventType", "event_type"),
-}
-
-# Common names publishers choose in their templates -> canonical field.
-# Keys are compared after lower-casing and removing "_", "-" and ".".
-ALIASES: dict[str, str] = {
-    "id": "action_id",
-    "conversionid": "action_id",
-    "transactionid": "action_id",
-    "txid": "action_id",
-    "campaign": "campaign_id",
-    "programid": "campaign_id",
-    "brandid": "campaign_id",
-    "advertiserid": "campaign_id",
-    "brand": "campaign_name",
-    "brandname": "campaign_name",
-    "programname": "campaign_name",
-    "advertiser": "campaign_name",
-    "advertisername": "campaign_name",
-    "trackerid": "action_tracker_id",
-    "tracker": "action_tracker_name",
-    "trackername": "action_tracker_name",
-    "partnerid": "media_partner_id",
-    "state": "status",
-    "actionstatus": "status",
-    "commission": "payout",
-    "deltacommission": "delta_payout",
-    "saleamount": "amount",
-    "revenue": "amount",
-    "deltarevenue": "delta_amount",
-    "currencycode": "currency",
-    "orderid": "oid",
-    "order": "oid",
-    "subid": "sub_id1",
-    "sub1": "sub_id1",
-    "sub2": "sub_id2",
-    "sub3": "sub_id3",
-    "clickid": "shared_id",
-    "actiondate": "event_date",
-    "createdat": "creation_date",
-    "updatedat": "update_date",
-    "updatetime": "update_date",
-    "modifieddate": "update_date",
-    "changedate": "update_date",
-    "event": "event_type",
-    "lifecycle": "event_type",
-    "lifecycleevent": "event_type",
-}
-
-# Parameters that are never data: the credential fallback.
-IGNORED = {"token"}
 
 _UNFILLED_MACRO = re.compile(r"^\{[A-Za-z0-9_]+\}$")
 # ASCII digits only: Python's \d and Decimal() also accept other scripts' digits.
@@ -134,23 +45,6 @@ _EPOCH = re.compile(r"^[0-9]{9,10}(\.[0-9]+)?$")
 _OFFSET_PLUS_AS_SPACE = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?) (\d{2}(:?\d{2})?)$")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")  # ISO 4217
 MAX_STATUS_LENGTH = 40  # Action.status holds 40
-
-
-def normalise_name(name: str) -> str:
-    return re.sub(r"[\s_.\-]", "", name).lower()
-
-
-def build_lookup(update_time_fields: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
-    """Normalised parameter name -> canonical field."""
-    lookup = {normalise_name(macro): canonical for canonical, (macro, _) in FIELDS.items()}
-    lookup.update({normalise_name(canonical): canonical for canonical in FIELDS})
-    lookup.update(ALIASES)
-    for name in update_time_fields:
-        lookup[normalise_name(name)] = "update_date"
-    return lookup
-
-
-DEFAULT_LOOKUP = build_lookup()
 
 
 @dataclass
@@ -363,8 +257,8 @@ def _value(canonical: str, name: str, raw: str) -> Any:
         return _text(text.upper(), name, MAX_STATUS_LENGTH)
     if kind == "event_type":
         value = text.lower()
-        if value not in EVENT_TYPES:
-            raise InvalidPayload(f"{name}={text!r} is not one of {', '.join(EVENT_TYPES)}")
+        if value not in Lifecycle.values:
+            raise InvalidPayload(f"{name}={text!r} is not one of {', '.join(Lifecycle.values)}")
         return value
     if canonical in ("currency", "original_currency"):
         if not _CURRENCY.match(text):
@@ -426,41 +320,3 @@ def parse_date(text: str, name: str = "value") -> datetime:
     if not EARLIEST_DATE <= value < LATEST_DATE:
         raise InvalidPayload(f"{name}={text[:40]!r} is outside the years 1990-2099")
     return value
-
-
-# --- The URL template to paste into impact.com ---------------------------------------
-
-TEMPLATE_FIELDS = (
-    "action_id",
-    "campaign_id",
-    "campaign_name",
-    "action_tracker_id",
-    "action_tracker_name",
-    "status",
-    "status_detail",
-    "amount",
-    "delta_amount",
-    "payout",
-    "delta_payout",
-    "currency",
-    "event_date",
-    "creation_date",
-    "locking_date",
-    "oid",
-    "sub_id1",
-    "sub_id2",
-    "sub_id3",
-    "promo_code",
-)
-
-
-def url_template(endpoint_url: str) -> str:
-    """The GET URL template to paste into impact.com (recommended)."""
-    query = "&".join(f"{FIELDS[name][0]}={{{FIELDS[name][0]}}}" for name in TEMPLATE_FIELDS)
-    return f"{endpoint_url}?{query}"
-
-
-def json_body_template() -> str:
-    """The POST body template (JSON) for accounts that prefer POST."""
-    body = {FIELDS[name][0]: f"{{{FIELDS[name][0]}}}" for name in TEMPLATE_FIELDS}
-    return json.dumps(body, indent=2)

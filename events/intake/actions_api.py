@@ -14,8 +14,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import ingest
-from .models import Action
+from events.models import Action
+
+from .credentials import Authenticated, Refusal, authenticate
 
 MAX_IDS = 500
 
@@ -56,8 +57,8 @@ class CredentialHeaderAuthentication(BaseAuthentication):
     """An active postback credential; a missing one lets session authentication try."""
 
     def authenticate(self, request):
-        result = ingest.authenticate(request._request)
-        if isinstance(result, ingest.Refusal):
+        result = authenticate(request._request)
+        if isinstance(result, Refusal):
             if result.reason in ("missing_credential", "no_credential_configured"):
                 return None
             raise exceptions.AuthenticationFailed(result.detail)
@@ -69,7 +70,7 @@ class CredentialHeaderAuthentication(BaseAuthentication):
 
 class StaffOrCredential(BasePermission):
     def has_permission(self, request, view):
-        if isinstance(request.auth, ingest.Authenticated):
+        if isinstance(request.auth, Authenticated):
             return True
         user = request.user
         return bool(user and user.is_authenticated and user.is_staff)

@@ -1,0 +1,4 @@
+"""Pure helpers every other package may use: times and durations, network addresses, log context.
+
+No models and no other package of the project: this is the bottom layer with `impact`.
+"""

@@ -1,0 +1,94 @@
+"""Refused postbacks: counted, throttled per client address, kept (never the secret), capped."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework.throttling import SimpleRateThrottle
+
+from events.common.networks import client_address
+from events.impact import escape_nul
+from events.models import RefusalCounter, RefusedAttempt
+
+from .credentials import Refusal
+from .limits import content_length
+
+logger = logging.getLogger(__name__)
+
+MAX_INT32 = 2**31 - 1
+
+
+def record_refusal(request: HttpRequest, refusal: Refusal) -> None:
+    """Count the refusal and keep its metadata (never the secret), capped."""
+    now = timezone.now()
+    with transaction.atomic():
+        attempt = RefusedAttempt.objects.create(
+            at=now,
+            reason=refusal.reason,
+            remote_addr=client_address(request),
+            method=request.method[:10],
+            path=request.path[:300],
+            header_names=sorted(escape_nul(name)[:200] for name in request.headers)[:100],
+            size=min(content_length(request), MAX_INT32),  # the header is the sender's word
+        )
+        count_refusal(refusal.reason, now)
+    # Keep at most REFUSED_ATTEMPTS_KEEP rows (+ 99): trim in batches, not on every request. The
+    # request that created every 100th row trims (looking at the newest row instead missed batches
+    # under concurrent refusals).
+    keep = settings.REFUSED_ATTEMPTS_KEEP
+    if attempt.pk % 100 == 0:
+        cutoff = RefusedAttempt.objects.order_by("-id").values_list("id", flat=True)[keep : keep + 1]
+        if cutoff:
+            RefusedAttempt.objects.filter(id__lte=cutoff[0]).delete()
+    logger.warning("postback refused: %s from %s", refusal.reason, client_address(request))
+
+
+def count_refusal(reason: str, now=None) -> None:
+    now = now or timezone.now()
+    counter = RefusalCounter.objects.filter(reason=reason)
+    if not counter.update(count=F("count") + 1, last_at=now):
+        try:
+            with transaction.atomic():
+                RefusalCounter.objects.create(reason=reason, count=1, last_at=now)
+        except IntegrityError:  # a concurrent first refusal created it
+            counter.update(count=F("count") + 1, last_at=now)
+
+
+class RefusalThrottle(SimpleRateThrottle):
+    """At most POSTBACK_REFUSAL_THROTTLE_RATE refused postbacks per client address.
+
+    Consulted only after a request was refused, so valid credentials are never throttled.
+    The rate and the cache are read at call time (tests and settings changes apply at once).
+    """
+
+    scope = "postback_refusals"
+
+    def __init__(self):
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+
+    @property
+    def cache(self):
+        return caches[settings.POSTBACK_THROTTLE_CACHE]
+
+    def get_rate(self):
+        return settings.POSTBACK_REFUSAL_THROTTLE_RATE or None
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": client_address(request)}
+
+
+def refusal_throttled(request, view=None) -> float | None:
+    """Count one refusal from this address; return the seconds to wait if it is over the rate."""
+    throttle = RefusalThrottle()
+    if throttle.rate is None:
+        return None
+    if throttle.allow_request(request, view):
+        return None
+    return max(1.0, throttle.wait() or 1.0)

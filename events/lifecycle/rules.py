@@ -1,0 +1,164 @@
+"""The lifecycle rules, pure: no queries, nothing written. `apply` runs them against the database.
+
+- kind: an explicit EventType wins; Status=REVERSED is *reversed*; a non-zero
+  DeltaAmount/DeltaPayout, or an update time later than CreationDate, is
+  *modified*; otherwise the first postback seen is *tracked* and later ones
+  are *modified*.
+- state: reversed is terminal. A later *modified* is kept as superseded; a
+  *tracked* arriving after a later change is kept as out of order.
+- money: the change with the latest impact-side time wins whatever the arrival
+  order; without a time the latest arrival wins and the event is flagged
+  `order_uncertain`. A tracked postback never overrides a later change.
+- a postback whose fingerprint is already in the history is a duplicate.
+
+`action` arguments are read for `state`, `tracked_seen`, `money_changed_at` and
+`money_fingerprint` only (an Action, or anything with those attributes).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from events.impact import Lifecycle, Postback
+
+MAX_DELAY_SECONDS = 2**31 - 1  # ActionEvent.delay_seconds is a 32-bit integer
+
+
+def derive_kind(postback: Postback, action) -> str:
+    if postback["event_type"]:
+        return postback["event_type"]
+    if postback["status"] == "REVERSED":
+        return Lifecycle.REVERSED
+    if any(postback[name] for name in ("delta_amount", "delta_payout")):
+        return Lifecycle.MODIFIED
+    if postback.changed_at and postback["creation_date"] and postback.changed_at > postback["creation_date"]:
+        return Lifecycle.MODIFIED  # updated after it was created (e.g. an approval, with zero deltas)
+    if action is None or not action.tracked_seen:
+        return Lifecycle.TRACKED
+    return Lifecycle.MODIFIED
+
+
+def changed_at_of(postback: Postback, kind: str) -> datetime | None:
+    """The impact-side time of the change: an update time, or CreationDate for a tracked action."""
+    if postback.changed_at:
+        return postback.changed_at
+    if kind == Lifecycle.TRACKED:
+        return postback["creation_date"]
+    return None
+
+
+def delay_seconds(received_at: datetime, changed_at: datetime | None) -> int | None:
+    """How long after the change its postback arrived; a date decades away still fits the column."""
+    if changed_at is None:
+        return None
+    delay = int((received_at - changed_at).total_seconds())
+    return max(-MAX_DELAY_SECONDS, min(MAX_DELAY_SECONDS, delay))
+
+
+def json_value(value: Any) -> Any:
+    """A field's value as the history's diff keeps it."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def is_newer(action, changed_at: datetime | None, fingerprint: str) -> tuple[bool, bool]:
+    """Does a change at `changed_at` override the action's current money? Returns (newer, uncertain)."""
+    current = action.money_changed_at
+    if changed_at is None or current is None:
+        return True, True  # unknown order: the latest arrival wins
+    if changed_at != current:
+        return changed_at > current, False
+    return fingerprint > action.money_fingerprint, False
+
+
+def rank(kind: str, changed_at: datetime | None, fingerprint: str) -> tuple:
+    """Orders the changes of an action as `decide` does: tracking first, then by impact-side time."""
+    return (
+        kind != Lifecycle.TRACKED,
+        changed_at is not None,
+        changed_at or datetime.min.replace(tzinfo=UTC),
+        fingerprint,
+    )
+
+
+def _flags(**changed) -> dict[str, Any]:
+    return {
+        "applied": True,
+        "superseded": False,
+        "out_of_order": False,
+        "order_uncertain": False,
+        "anomaly": "",
+    } | changed
+
+
+def decide(action, kind: str, changed_at, fingerprint: str, created: bool) -> dict[str, Any]:
+    """The state after this change (`to_state`), and how its event is flagged."""
+    if created:
+        if kind != Lifecycle.TRACKED:
+            anomaly = f"first postback seen for this action is {kind}, not tracked"
+            return _flags(to_state=kind, out_of_order=True, anomaly=anomaly)
+        return _flags(to_state=kind)
+    if action.state == Lifecycle.REVERSED:
+        return _after_reversal(action, kind, changed_at, fingerprint)
+    if kind == Lifecycle.REVERSED:
+        return _flags(to_state=Lifecycle.REVERSED)  # terminal: always overrides
+    if kind == Lifecycle.TRACKED:
+        # The action exists but no tracked postback came yet: this is it, arriving late.
+        if action.state != Lifecycle.TRACKED:
+            return _flags(to_state=action.state, out_of_order=True, applied=False, superseded=True)
+        return _flags(to_state=action.state, out_of_order=True)
+    # modified
+    if action.state == Lifecycle.TRACKED and (changed_at is None or action.money_changed_at is None):
+        return _flags(to_state=Lifecycle.MODIFIED)  # without times, a change after tracking is newer
+    newer, uncertain = is_newer(action, changed_at, fingerprint)
+    return _flags(
+        to_state=Lifecycle.MODIFIED,
+        applied=newer,
+        superseded=not newer,
+        out_of_order=not newer,
+        order_uncertain=uncertain,
+    )
+
+
+def _after_reversal(action, kind: str, changed_at, fingerprint: str) -> dict[str, Any]:
+    """A reversed action stays reversed; a later reversal may still carry newer money."""
+    if kind == Lifecycle.REVERSED:
+        newer, uncertain = is_newer(action, changed_at, fingerprint)
+        return _flags(
+            to_state=Lifecycle.REVERSED,
+            applied=newer,
+            superseded=not newer,
+            order_uncertain=uncertain,
+            anomaly="reversed again",
+        )
+    after_reversal = changed_at and action.money_changed_at and changed_at > action.money_changed_at
+    if kind == Lifecycle.MODIFIED and after_reversal:
+        anomaly = "modified after the reversal (reversal is terminal)"
+        return _flags(to_state=Lifecycle.REVERSED, applied=False, superseded=True, anomaly=anomaly)
+    return _flags(to_state=Lifecycle.REVERSED, applied=False, superseded=True, out_of_order=True)
+
+
+def diff(before: dict[str, Any], proposed: dict[str, Any], created: bool) -> dict[str, list]:
+    """{field: [old, new]} for what the change carries that differs (everything, for a new action)."""
+    return {
+        name: [json_value(None if created else before[name]), json_value(value)]
+        for name, value in proposed.items()
+        if created or before[name] != value
+    }
+
+
+def deltas(postback: Postback, before: dict[str, Any], applied: bool, created: bool) -> tuple:
+    """(delta_amount, delta_payout): as sent, or computed from the previous values when the change
+    applied and did not say."""
+    delta_amount, delta_payout = postback["delta_amount"], postback["delta_payout"]
+    if applied and not created:
+        if delta_amount is None and postback["amount"] is not None and before["amount"] is not None:
+            delta_amount = postback["amount"] - before["amount"]
+        if delta_payout is None and postback["payout"] is not None and before["payout"] is not None:
+            delta_payout = postback["payout"] - before["payout"]
+    return delta_amount, delta_payout

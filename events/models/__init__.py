@@ -1,0 +1,87 @@
+"""The tables, one module per theme (app label `events`, table names unchanged), and their querysets.
+
+- `deliveries`: credentials, the allow-list, refused attempts, stored deliveries.
+- `actions`: brands, actions and their history (action events).
+- `reconciliation`: the impact.com API account and the changes it reported.
+- `alerts`: maintenance windows, delay alerts, their evidence, changes and notifications.
+- `rollups`: the dashboard's cached figures of closed days.
+- `sql`: the few statements the ORM cannot write, behind named functions.
+"""
+
+from .actions import (
+    COUNTS,
+    MONEY,
+    MONEY_FIELDS,
+    TRACKED_FIELDS,
+    Action,
+    ActionEvent,
+    Brand,
+    EventSource,
+)
+from .alerts import (
+    ACTIVE_STATUSES,
+    AlertChange,
+    AlertItem,
+    AlertKind,
+    AlertStatus,
+    DelayAlert,
+    MaintenanceWindow,
+    Notification,
+    NotificationChannel,
+    NotificationReason,
+    WatcherHeartbeat,
+)
+from .deliveries import (
+    DEFAULT_HEADER,
+    AllowedNetwork,
+    Credential,
+    Delivery,
+    Outcome,
+    RefusalCounter,
+    RefusalReason,
+    RefusedAttempt,
+    generate_secret,
+    hash_secret,
+)
+from .reconciliation import (
+    ApiChange,
+    ImpactAccount,
+)
+from .rollups import (
+    OverviewRollup,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "COUNTS",
+    "DEFAULT_HEADER",
+    "MONEY",
+    "MONEY_FIELDS",
+    "TRACKED_FIELDS",
+    "Action",
+    "ActionEvent",
+    "AlertChange",
+    "AlertItem",
+    "AlertKind",
+    "AlertStatus",
+    "AllowedNetwork",
+    "ApiChange",
+    "Brand",
+    "Credential",
+    "DelayAlert",
+    "Delivery",
+    "EventSource",
+    "ImpactAccount",
+    "MaintenanceWindow",
+    "Notification",
+    "NotificationChannel",
+    "NotificationReason",
+    "Outcome",
+    "OverviewRollup",
+    "RefusalCounter",
+    "RefusalReason",
+    "RefusedAttempt",
+    "WatcherHeartbeat",
+    "generate_secret",
+    "hash_secret",
+]
