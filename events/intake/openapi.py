@@ -107,17 +107,14 @@ RESPONSES = {
     503: OpenApiResponse(ErrorSerializer, description="The database is unavailable; nothing stored (Retry-After)."),
 }
 
-receive_get = extend_schema(
-    operation_id="postback_get",
-    summary="Receive a postback (GET, values in the query string; recommended)",
-    parameters=PARAMETERS,
-    request=None,
-    responses=RESPONSES,
-)
-receive_post = extend_schema(
-    operation_id="postback_post",
-    summary="Receive a postback (POST, JSON, form or XML body; query parameters are read too)",
-    parameters=PARAMETERS,
-    request=BODY,
-    responses=RESPONSES,
+
+def _receive(method: str, summary: str, request):
+    return extend_schema(
+        operation_id=f"postback_{method}", summary=summary, parameters=PARAMETERS, request=request, responses=RESPONSES
+    )
+
+
+receive_get = _receive("get", "Receive a postback (GET, values in the query string; recommended)", None)
+receive_post = _receive(
+    "post", "Receive a postback (POST, JSON, form or XML body; query parameters are read too)", BODY
 )

@@ -48,6 +48,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
+        self._where_arguments(parser)
+        self._world_arguments(parser)
+        self._sending_arguments(parser)
+        self._afterwards_arguments(parser)
+
+    @staticmethod
+    def _where_arguments(parser):
         parser.add_argument("--url", help="Postback endpoint (default: this instance, PUBLIC_URL + the endpoint path).")
         parser.add_argument(
             "--token",
@@ -69,6 +76,9 @@ class Command(BaseCommand):
             default="get",
             help="GET query string (impact.com's recommended template, default) or POST with the JSON body template.",
         )
+
+    @staticmethod
+    def _world_arguments(parser):
         parser.add_argument("--scenario", choices=sorted(simulator.SCENARIOS), default="default")
         parser.add_argument("--seed", type=int, default=1, help="Same seed, same world (default 1).")
         parser.add_argument(
@@ -78,6 +88,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--actions", type=positive_int, help="Number of actions (default: the scenario's).")
         parser.add_argument("--brands", type=positive_int, help="Number of brands (default: the scenario's).")
+
+    @staticmethod
+    def _sending_arguments(parser):
         parser.add_argument("--concurrency", type=positive_int, default=4, help="Sending threads (default 4).")
         parser.add_argument("--rate", type=float, default=0.0, help="At most this many requests/s (0: no limit).")
         parser.add_argument("--pause", type=float, help="Seconds of maintenance pause (default: the scenario's).")
@@ -86,6 +99,15 @@ class Command(BaseCommand):
         )
         parser.add_argument("--timeout", type=float, default=30.0, help="Seconds to wait for each answer.")
         parser.add_argument("--wait", type=float, default=0.0, help="Wait up to this many seconds for the server.")
+        parser.add_argument(
+            "--progress",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Progress bar on stderr (sent/s, errors, retries, ETA). Default: when stderr is a terminal.",
+        )
+
+    @staticmethod
+    def _afterwards_arguments(parser):
         parser.add_argument("--verify", action="store_true", help="Compare the receiver's state with the truth.")
         parser.add_argument(
             "--verify-via",
@@ -102,15 +124,11 @@ class Command(BaseCommand):
             help="Afterwards, move receive times back to when impact.com would have sent each postback "
             "(demo: a month of history). Default: the scenario's.",
         )
-        parser.add_argument(
-            "--progress",
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            help="Progress bar on stderr (sent/s, errors, retries, ETA). Default: when stderr is a terminal.",
-        )
 
     def handle(self, *args, **options):
         scenario = simulator.SCENARIOS[options["scenario"]]
+        if options["pause"] is not None:
+            scenario = simulator.Scenario(**{**scenario.__dict__, "pause": max(0.0, options["pause"])})
         endpoint = settings.PUBLIC_URL + reverse("impact-postback")
         url = options["url"] or endpoint
         via = self._verify_via(options["verify_via"], url, endpoint)
@@ -123,27 +141,45 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        if options["pause"] is not None:
-            scenario = simulator.Scenario(**{**scenario.__dict__, "pause": max(0.0, options["pause"])})
 
-        now = options["now"] or timezone.now()
         world = simulator.generate_world(
-            options["seed"], scenario, now=now, brands=options["brands"], actions=options["actions"]
+            options["seed"],
+            scenario,
+            now=options["now"] or timezone.now(),
+            brands=options["brands"],
+            actions=options["actions"],
         )
         plan = simulator.plan_deliveries(world, scenario)
-        by_id = world.by_id()
+        self._describe(scenario, world, plan, url, options["method"])
+        if options["wait"] and not wait_for_server(target, options["wait"]):
+            raise CommandError(f"Nothing answers on {target.host}:{target.port} after {options['wait']:.0f} s.")
+        stats = self._send(target, world, plan, options)
+        if stats.interrupted:
+            raise CommandError("Interrupted: not every postback was sent, nothing verified.")
+        if options["verify"]:
+            self._verify(world, via, options, url, token)
+        if options["backdate"] if options["backdate"] is not None else scenario.backdate:
+            if via != "orm":
+                self.stdout.write("Not backdating: the receiver is not this project's database.")
+            else:
+                moved = backdate(world, plan)
+                self.stdout.write(f"Backdated {moved} events to when impact.com would have sent them.")
+        if stats.gave_up:
+            raise CommandError(f"{stats.gave_up} postbacks were not accepted after 15 attempts.")
+
+    def _describe(self, scenario, world, plan, url: str, method: str) -> None:
         counts = plan.counts()
         self.stdout.write(
             f"Scenario {scenario.name}, seed {world.seed}: {len(world.actions)} actions of {len(world.brands)} brands, "
             f"{len(world.changes())} changes -> {counts['postbacks']} postbacks "
             f"({counts['duplicates']} duplicates, {counts['lost_acks']} lost acknowledgements, "
-            f"{counts['held']} held by a maintenance pause) to {url} ({options['method'].upper()})"
+            f"{counts['held']} held by a maintenance pause) to {url} ({method.upper()})"
         )
-        if options["wait"] and not wait_for_server(target, options["wait"]):
-            raise CommandError(f"Nothing answers on {target.host}:{target.port} after {options['wait']:.0f} s.")
 
+    def _send(self, target, world, plan, options):
+        """Send the plan with a progress bar; SIGTERM stops after the postbacks in flight."""
         bar = tqdm(
-            total=counts["postbacks"],
+            total=plan.counts()["postbacks"],
             unit="postback",
             file=sys.stderr,
             disable=None if options["progress"] is None else not options["progress"],
@@ -155,13 +191,10 @@ class Command(BaseCommand):
             if deltas.keys() & {"errors", "retries", "gave_up"}:
                 bar.set_postfix(errors=stats.errors, retries=stats.retries, gave_up=stats.gave_up, refresh=False)
 
-        def params_for(send):
-            change = send.change
-            return by_id[change.action_id].params(change)
-
+        by_id = world.by_id()
         sender = Sender(
             target,
-            params_for,
+            lambda send: by_id[send.change.action_id].params(send.change),
             concurrency=options["concurrency"],
             rate=max(0.0, options["rate"]),
             backoff=max(0.0, options["backoff"]),
@@ -178,7 +211,10 @@ class Command(BaseCommand):
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-        elapsed = max(time.monotonic() - started, 1e-9)
+        self._report_sending(stats, max(time.monotonic() - started, 1e-9))
+        return stats
+
+    def _report_sending(self, stats, elapsed: float) -> None:
         errors = ", ".join(f"{kind}: {n}" for kind, n in stats.error_kinds.most_common()) or "none"
         self.stdout.write(
             f"Sent {stats.sent} postbacks in {elapsed:.1f} s ({stats.sent / elapsed:.0f}/s): "
@@ -189,19 +225,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Answers seen: {outcomes}")
         for failure in stats.failures[:MAX_DIFFERENCES_SHOWN]:
             self.stdout.write(f"  {failure}")
-
-        if stats.interrupted:
-            raise CommandError("Interrupted: not every postback was sent, nothing verified.")
-        if options["verify"]:
-            self._verify(world, via, options, url, token)
-        if options["backdate"] if options["backdate"] is not None else scenario.backdate:
-            if via != "orm":
-                self.stdout.write("Not backdating: the receiver is not this project's database.")
-            else:
-                moved = backdate(world, plan)
-                self.stdout.write(f"Backdated {moved} events to when impact.com would have sent them.")
-        if stats.gave_up:
-            raise CommandError(f"{stats.gave_up} postbacks were not accepted after 15 attempts.")
 
     def _own_credential(self, header: str) -> str:
         now = timezone.now()
