@@ -145,7 +145,7 @@ WITH al AS (
 items AS (
   INSERT INTO events_alertitem (alert_id, action_id, change, status, changed_at, received_at, delay_seconds, created_at)
   SELECT al.id, 'H' || al.id || '-' || i, 'tracked', 'PENDING', al.opened_at - interval '2 hours', al.opened_at, 7200,
-    al.opened_at FROM al, generate_series(1, 5) i RETURNING alert_id)
+    al.opened_at FROM al, generate_series(1, 5) i RETURNING alert_id),
 notes AS (
   INSERT INTO events_notification (alert_id, reason, channel, created_at, next_attempt_at, attempts, sent_at,
     gave_up, last_error)
