@@ -169,6 +169,23 @@ def write_lua(directory: Path, filled: str, header_name: str, secret: str) -> Pa
     return target
 
 
+def ensure_wrk() -> None:
+    """wrk drives the load. When it is missing, say how to install it, and as root with apt-get
+    install it (Debian's package) and go on; otherwise stop with that advice."""
+    if shutil.which("wrk"):
+        return
+    print("wrk is not on PATH; it is Debian's package: apt-get install wrk", flush=True)
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise SystemExit("install wrk (as root on Debian: apt-get install wrk), then run this again")
+    log("installing wrk: apt-get update -qq && apt-get install -y -qq wrk")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+        if subprocess.run(command, env=env, check=False).returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed; install wrk by hand (apt-get install wrk)")
+    if not shutil.which("wrk"):
+        raise SystemExit("apt-get installed wrk but it is still not on PATH")
+
+
 def admin_execute(sql: str) -> None:
     import psycopg
 
@@ -414,8 +431,7 @@ def main() -> int:
         parser.error("--seconds, --warmup and --rounds must be at least 1 (wrk counts whole seconds)")
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads")
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    ensure_wrk()
 
     started = time.monotonic()
     url = database_url(args.database)
