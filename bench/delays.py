@@ -40,7 +40,10 @@ RECENT = 100_000
 BRANDS = 200
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 BUDGET_SECONDS = 2.0
-SMALL_TABLES = {"events_brand", "events_maintenancewindow", "events_impactaccount", "events_watcherheartbeat"}
+# A sequential scan is only a finding on a table this large (PostgreSQL's own estimate, after ANALYZE):
+# on a small or empty one (brands, windows, the deliveries this data set does not load) it is the
+# planner's right choice.
+SMALL_TABLE_ROWS = 10_000
 
 
 def ensure_database() -> None:
@@ -288,12 +291,15 @@ def main() -> int:
                         plans.append((entry, plan, scans, seq, key))
             transaction.set_rollback(True)  # every run sees the same data
 
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reltuples FROM pg_class WHERE relkind = 'r'")
+        rows_estimated = dict(cursor.fetchall())
     print("\nQuery plans of pass 1 (top node; scans; x count, total ms):")
     big_seq = []
     for entry, plan, scans, seq, key in sorted(plans, key=lambda p: -p[0]["ms"]):
         flag = ""
         if seq:
-            small = all(t in SMALL_TABLES for t in seq)
+            small = all(rows_estimated.get(t, 0) < SMALL_TABLE_ROWS for t in seq)
             flag = "  [seq scan on a small table]" if small else "  [SEQ SCAN ON A BIG TABLE]"
             if not small:
                 big_seq.append(key)
