@@ -23,8 +23,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from events.models import Delivery, Outcome
-from tests import inputs_tried
 from tests.conftest import ENDPOINT, postback_params
+from tests.intake import inputs_tried
 
 TRIED: Counter[str] = Counter()
 
