@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
-from tests_pages_common import NOW, iso
+from tests_dashboard_common import NOW, iso
 
 from events.models import Action, Delivery, RefusalCounter
 
