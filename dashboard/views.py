@@ -40,14 +40,13 @@ from events.reporting import rollups
 from . import charts, folding, money
 from .access import staff_required
 from .alerts import active_alert_counts
-from .cursor import BadCursor, Cursor, paginate
 from .exports import csv_response
 from .filters import DeliveryFilter, RefusedFilter, TimelineFilter
+from .paging import keyset_page
 from .periods import BadPeriod, Period, parse_period
 from .templatetags.dashboard import when_text
 from .timezones import display_zone
 
-PAGE_SIZE = 50
 CHART_DEFAULT_DAYS = 30
 REPLAY_MAX = 200
 MONEY_PARTS = ("gained", "changed", "lost")
@@ -313,28 +312,6 @@ def _event_csv(queryset, campaign_id: str):
         ]  # fmt: skip
 
 
-def _keyset(queryset, before, after, size):
-    def older(cursor, limit):
-        qs = queryset.order_by("-received_at", "-id")
-        if cursor is not None:
-            qs = qs.before_cursor(cursor.at, cursor.pk)
-        return qs[:limit]
-
-    def newer(cursor, limit):
-        return queryset.after_cursor(cursor.at, cursor.pk).order_by("received_at", "id")[:limit]
-
-    return paginate(older, newer, before=before, after=after, size=size, key=lambda e: Cursor(e.received_at, e.pk))
-
-
-def _page(request, queryset, size=PAGE_SIZE):
-    """A keyset page; a bad cursor falls back to the newest page with a message."""
-    try:
-        return _keyset(queryset, request.GET.get("before"), request.GET.get("after"), size)
-    except BadCursor:
-        messages.warning(request, "That page link is not valid any more; showing the newest rows.")
-        return _keyset(queryset, None, None, size)
-
-
 @login_required
 @require_GET
 def brand_timeline(request, campaign_id):
@@ -345,7 +322,7 @@ def brand_timeline(request, campaign_id):
     events = filterset.qs
     if wants_csv(request):
         return csv_response(f"brand-{_slug(campaign_id)}-events.csv", EVENT_CSV_HEADER, _event_csv(events, campaign_id))
-    page = _page(request, events.select_related("action").only(*EVENT_ROW_FIELDS))
+    page = keyset_page(request, events.select_related("action").only(*EVENT_ROW_FIELDS))
     alert_by_event = DelayAlert.objects.active_by_event([e.pk for e in page.rows])
     for event in page.rows:
         event.active_alert_id = alert_by_event.get(event.pk)
@@ -481,7 +458,7 @@ def deliveries(request):
             DELIVERY_CSV_HEADER,
             ([r[0], r[1].isoformat(), *r[2:]] for r in data.iterator(chunk_size=2000)),
         )
-    page = _page(request, rows.defer("body", "traceback", "headers"))
+    page = keyset_page(request, rows.defer("body", "traceback", "headers"))
     return render(
         request,
         "dashboard/deliveries.html",
@@ -535,26 +512,7 @@ def refused(request):
             ([r[0].isoformat(), *r[1:]] for r in data.iterator(chunk_size=2000)),
         )
 
-    def older(cursor, limit):
-        qs = rows.order_by("-at", "-id")
-        if cursor is not None:
-            qs = qs.filter(at__lte=cursor.at).exclude(at=cursor.at, id__gte=cursor.pk)
-        return qs[:limit]
-
-    def newer(cursor, limit):
-        return rows.filter(at__gte=cursor.at).exclude(at=cursor.at, id__lte=cursor.pk).order_by("at", "id")[:limit]
-
-    try:
-        page = paginate(
-            older,
-            newer,
-            before=request.GET.get("before"),
-            after=request.GET.get("after"),
-            size=PAGE_SIZE,
-            key=lambda r: Cursor(r.at, r.pk),
-        )
-    except BadCursor:
-        page = paginate(older, newer, before=None, after=None, size=PAGE_SIZE, key=lambda r: Cursor(r.at, r.pk))
+    page = keyset_page(request, rows, field="at")
     return render(
         request,
         "dashboard/refused.html",

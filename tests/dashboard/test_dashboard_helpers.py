@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dashboard import charts, money, periods
-from dashboard.cursor import BadCursor, Cursor, paginate
 from dashboard.exports import safe_cell
+from dashboard.paging import BadCursor, Cursor, paginate
 from events.common.times import format_duration
 from events.impact import promises
 
