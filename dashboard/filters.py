@@ -11,10 +11,9 @@ from datetime import timedelta
 import django_filters
 from django import forms
 
+from events.common.times import day_start
 from events.impact import Lifecycle
 from events.models import Action, ActionEvent, Delivery, Outcome, RefusalReason, RefusedAttempt
-
-from .periods import day_start
 
 
 class CheckboxFilter(django_filters.BooleanFilter):

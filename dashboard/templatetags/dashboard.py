@@ -104,11 +104,6 @@ def date_local(moment):
     return timezone.localtime(moment, display_zone()).date().isoformat() if moment else ""
 
 
-@register.filter
-def kind_class(kind):
-    return {"tracked": "tracked", "modified": "modified", "reversed": "reversed"}.get(kind, "")
-
-
 # --- Brand timeline and deliveries rows ----------------------------------------------------------------------
 
 KIND_LABELS = STATE_LABELS = dict(Lifecycle.choices)
