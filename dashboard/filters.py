@@ -1,4 +1,4 @@
-"""django-filter FilterSets for the brand timeline and the deliveries log.
+"""django-filter FilterSets for the brand timeline, the deliveries log and the refused attempts.
 
 Date filters are whole days in the display time zone. Invalid values show an error
 beside their field and are ignored, so the page still answers.

@@ -1,4 +1,5 @@
-"""Template filters: money with currency, times in the display zone, delays and their badges."""
+"""Template filters: money with currency, times in the display zone, delays and their badges; and the
+rows of the brand timeline and the deliveries log, built in Python."""
 
 from __future__ import annotations
 
