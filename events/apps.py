@@ -1,3 +1,5 @@
+"""The events app."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,5 @@
+"""Every URL: the postback endpoint, the actions API, schema, metrics, health, admin, accounts, pages."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView

@@ -1,3 +1,5 @@
+"""`manage.py bootstrap`: the first run's admin user and postback credential, printed once."""
+
 import secrets
 
 from django.conf import settings

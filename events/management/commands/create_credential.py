@@ -1,3 +1,5 @@
+"""`manage.py create_credential`: a postback credential, its secret printed once."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from events.intake.credentials import is_header_name

@@ -1,3 +1,5 @@
+"""`manage.py reconcile_impact`: read impact.com's API now, check, and optionally backfill."""
+
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 

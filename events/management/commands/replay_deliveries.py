@@ -1,3 +1,5 @@
+"""`manage.py replay_deliveries`: process stored deliveries again, through the same code."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from events.models import Delivery, Outcome

@@ -1,3 +1,5 @@
+"""`manage.py watch_delays`: the delay watcher's loop, one host at a time (advisory lock)."""
+
 import signal
 import threading
 
