@@ -68,10 +68,17 @@ def test_no_product_module_imports_inside_a_function():
     assert hidden == []
 
 
-def test_each_dashboard_module_says_what_it_owns_and_none_grows_too_long():
+def product_modules():
+    for package in PRODUCT:
+        for path in (ROOT / package).rglob("*.py"):
+            if "migrations" not in path.parts:
+                yield path
+
+
+def test_each_product_module_says_what_it_owns_and_none_grows_too_long():
     """A docstring first; at most 600 lines a module and 60 a function."""
     found = []
-    for path in (ROOT / "dashboard").rglob("*.py"):
+    for path in product_modules():
         source = path.read_text()
         tree = ast.parse(source)
         name = path.relative_to(ROOT)
