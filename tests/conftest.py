@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
 
 from events.intake import credentials
-from events.models import Credential
+from events.models import Credential, Delivery
+from events.processing import process_next_batch, process_pending
 
 ENDPOINT = "/postbacks/impact/"
 
@@ -47,6 +49,18 @@ def _plain_static_files(settings):
 
 
 @pytest.fixture
+def later(monkeypatch):
+    """Moves this worker's monotonic clock forward by hand: `later(seconds)`."""
+    now = [1000.0]
+    monkeypatch.setattr(credentials, "clock", lambda: now[0])
+
+    def _later(seconds: float = credentials.AUTH_CONFIG_MAX_AGE + 0.01) -> None:
+        now[0] += seconds
+
+    return _later
+
+
+@pytest.fixture
 def credential(db):
     """An active credential; `credential.secret` is the plain secret."""
     cred, secret = Credential.create_with_secret(label="test")
@@ -76,23 +90,72 @@ def postback_params(action_id="A1", **overrides) -> dict[str, str]:
 
 
 @pytest.fixture
+def store(client, credential):
+    """Send one postback through the real endpoint (GET), and only that: it stays `received` until
+    a processor applies it. Returns the response."""
+
+    def _store(params=None, **overrides):
+        params = params if params is not None else postback_params(**overrides)
+        response = client.get(ENDPOINT + "?" + urlencode(params), headers={credential.header_name: credential.secret})
+        assert response.json()["outcome"] == "received", response.content
+        return response
+
+    return _store
+
+
+@pytest.fixture
 def send(client, credential):
-    """Send one postback through the real endpoint; returns the response."""
+    """Send one postback through the real endpoint, then apply what is pending as a processor
+    would; returns the response, with the stored delivery as it ended as `response.delivery`
+    (None when nothing was stored)."""
 
     def _send(params=None, *, method="get", body=None, content_type=None, headers=None, **overrides):
         params = params if params is not None else postback_params(**overrides)
         headers = {credential.header_name: credential.secret} if headers is None else headers
         if method == "get":
-            return client.get(ENDPOINT + "?" + urlencode(params), headers=headers)
-        if method == "post-json":
-            return client.post(ENDPOINT, data=json.dumps(params), content_type="application/json", headers=headers)
-        if method == "post-form":
-            return client.post(
+            response = client.get(ENDPOINT + "?" + urlencode(params), headers=headers)
+        elif method == "post-json":
+            response = client.post(ENDPOINT, data=json.dumps(params), content_type="application/json", headers=headers)
+        elif method == "post-form":
+            response = client.post(
                 ENDPOINT, data=urlencode(params), content_type="application/x-www-form-urlencoded", headers=headers
             )
-        return client.generic(method.upper(), ENDPOINT, data=body or b"", content_type=content_type, headers=headers)
+        else:
+            response = client.generic(
+                method.upper(), ENDPOINT, data=body or b"", content_type=content_type, headers=headers
+            )
+        return processed(response)
 
     return _send
+
+
+@pytest.fixture
+def processor():
+    """A processor running beside the test (its own thread and connection), as `make run` starts
+    one beside gunicorn: whatever is stored gets applied."""
+    stop = threading.Event()
+
+    def run():
+        try:
+            while not stop.is_set():
+                if process_next_batch(50) is None:
+                    stop.wait(0.05)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=30)
+
+
+def processed(response):
+    """Apply what is pending (as the processor does), and attach the response's delivery as it ended."""
+    process_pending()
+    stored = response.status_code == 200 and "delivery" in response.json()
+    response.delivery = Delivery.objects.get(pk=response.json()["delivery"]) if stored else None
+    return response
 
 
 @pytest.fixture
