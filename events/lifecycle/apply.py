@@ -181,13 +181,8 @@ def _change(
     changed_at = rules.changed_at_of(postback, kind)
     created = action is None
     if created:
-        action = Action(
-            action_id=postback.action_id,
-            brand_id=brand_id,
-            state=kind,
-            first_received_at=received_at,
-            last_received_at=received_at,
-        )
+        action = Action(action_id=postback.action_id, brand_id=brand_id, state=kind)
+        action.first_received_at = action.last_received_at = received_at
     from_state = "" if created else action.state
     flags = rules.decide(action, kind, changed_at, fingerprint, created)
     to_state = flags.pop("to_state")
@@ -202,10 +197,7 @@ def _change(
                 setattr(action, name, proposed[name])
     delta_amount, delta_payout = rules.deltas(postback, before, flags["applied"], created)
 
-    action.state = to_state
-    action.tracked_seen = action.tracked_seen or kind == Lifecycle.TRACKED
-    action.event_count += 1
-    action.last_received_at = max(action.last_received_at, received_at)
+    _advance(action, to_state, kind, received_at)
     event = ActionEvent(
         action=action,
         brand_id=action.brand_id,
@@ -230,6 +222,14 @@ def _change(
         **flags,
     )
     return action, event
+
+
+def _advance(action: Action, to_state: str, kind: str, received_at: datetime) -> None:
+    """What every change does to its action: its state, and one more event."""
+    action.state = to_state
+    action.tracked_seen = action.tracked_seen or kind == Lifecycle.TRACKED
+    action.event_count += 1
+    action.last_received_at = max(action.last_received_at, received_at)
 
 
 def _take_all(action: Action, proposed: dict, changed_at, fingerprint: str) -> None:

@@ -54,29 +54,8 @@ def _float(value: float) -> str:
 
 class DatabaseCollector:
     def collect(self) -> Iterable[Metric]:
-        received = CounterMetricFamily(
-            "postbacks_received", "Postbacks stored (passed authentication), by outcome.", labels=["outcome"]
-        )
-        counts = dict(Delivery.objects.order_by().values_list("outcome").annotate(n=Count("id")))
-        for outcome in Outcome.values:
-            received.add_metric([outcome], counts.get(outcome, 0))
-        yield received
-
-        refused = CounterMetricFamily("postbacks_refused", "Postbacks refused, by reason.", labels=["reason"])
-        refusals = dict(RefusalCounter.objects.values_list("reason", "count"))
-        for reason in RefusalReason.values:
-            refused.add_metric([reason], refusals.get(reason, 0))
-        yield refused
-
-        pending, oldest = Delivery.objects.backlog()
-        yield GaugeMetricFamily("postbacks_pending", "Postbacks stored and not applied yet.", value=pending)
-        age = (timezone.now() - oldest).total_seconds() if oldest else 0
-        yield GaugeMetricFamily(
-            "postbacks_oldest_pending_age_seconds",
-            "How long the oldest postback not applied yet has waited.",
-            value=age,
-        )
-
+        yield from self._postbacks()
+        yield from self._backlog()
         yield _histogram(
             "postbacks_processing_seconds",
             "Time to parse and apply a stored postback: its share of its batch (last attempt of each delivery).",
@@ -92,7 +71,23 @@ class DatabaseCollector:
             "delay_seconds",
             DELAY_BUCKETS_SECONDS,
         )
+        yield self._open_alerts()
+        yield self._reconcile_budget()
 
+    @staticmethod
+    def _postbacks() -> Iterable[Metric]:
+        received = CounterMetricFamily(
+            "postbacks_received", "Postbacks stored (passed authentication), by outcome.", labels=["outcome"]
+        )
+        counts = dict(Delivery.objects.order_by().values_list("outcome").annotate(n=Count("id")))
+        for outcome in Outcome.values:
+            received.add_metric([outcome], counts.get(outcome, 0))
+        yield received
+        refused = CounterMetricFamily("postbacks_refused", "Postbacks refused, by reason.", labels=["reason"])
+        refusals = dict(RefusalCounter.objects.values_list("reason", "count"))
+        for reason in RefusalReason.values:
+            refused.add_metric([reason], refusals.get(reason, 0))
+        yield refused
         last = Delivery.objects.aggregate(last=Max("received_at"))["last"]
         last_received = GaugeMetricFamily(
             "postbacks_last_received_timestamp_seconds", "When the last postback was stored (Unix time; 0: never)."
@@ -100,14 +95,29 @@ class DatabaseCollector:
         last_received.add_metric([], last.timestamp() if last else 0)
         yield last_received
 
+    @staticmethod
+    def _backlog() -> Iterable[Metric]:
+        pending, oldest = Delivery.objects.backlog()
+        yield GaugeMetricFamily("postbacks_pending", "Postbacks stored and not applied yet.", value=pending)
+        age = (timezone.now() - oldest).total_seconds() if oldest else 0
+        yield GaugeMetricFamily(
+            "postbacks_oldest_pending_age_seconds",
+            "How long the oldest postback not applied yet has waited.",
+            value=age,
+        )
+
+    @staticmethod
+    def _open_alerts() -> Metric:
         open_alerts = GaugeMetricFamily(
             "postbacks_open_alerts", "Delay alerts not resolved yet (open or acknowledged), by kind.", labels=["kind"]
         )
         active = dict(DelayAlert.objects.active().order_by().values_list("kind").annotate(n=Count("id")))
         for kind in AlertKind.values:
             open_alerts.add_metric([kind], active.get(kind, 0))
-        yield open_alerts
+        return open_alerts
 
+    @staticmethod
+    def _reconcile_budget() -> Metric:
         budget = GaugeMetricFamily(
             "postbacks_reconcile_budget_remaining",
             "impact.com API requests reconciliation may still make this clock hour, per account.",
@@ -119,7 +129,7 @@ class DatabaseCollector:
             "account_sid", "budget_hour", "budget_used"
         ):
             budget.add_metric([sid], max(0, limit - (used if budget_hour == hour else 0)))
-        yield budget
+        return budget
 
 
 def render() -> bytes:

@@ -1,3 +1,5 @@
+"""`manage.py process_deliveries`: the processor's loop, applying stored postbacks in batches."""
+
 import logging
 import signal
 import threading
