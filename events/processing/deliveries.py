@@ -71,13 +71,19 @@ def pending():
     return Delivery.objects.pending()
 
 
+def _claimable(deliveries):
+    """Oldest first, locked as they are read, skipping those another processor holds (PostgreSQL;
+    SQLite's IMMEDIATE transaction already runs one processor at a time)."""
+    deliveries = deliveries.order_by("id")
+    if connection.features.has_select_for_update_skip_locked:
+        deliveries = deliveries.select_for_update(skip_locked=True)
+    return deliveries
+
+
 def process_next_batch(size: int) -> BatchReport | None:
     """Claim up to `size` received deliveries, oldest first, and apply them; None when none waits."""
     with transaction.atomic():
-        claimed = pending().order_by("id")
-        if connection.features.has_select_for_update_skip_locked:
-            claimed = claimed.select_for_update(skip_locked=True)
-        deliveries = list(claimed[:size])
+        deliveries = list(_claimable(pending())[:size])
         if not deliveries:
             return None
         report = process_batch(deliveries)
@@ -100,10 +106,7 @@ def apply_now(delivery_ids: list[int], timeout: float = 10.0, sleep: Callable[[f
     deadline = time.monotonic() + timeout
     while True:
         with transaction.atomic():
-            claimed = pending().filter(pk__in=delivery_ids).order_by("id")
-            if connection.features.has_select_for_update_skip_locked:
-                claimed = claimed.select_for_update(skip_locked=True)
-            claimed = list(claimed)
+            claimed = list(_claimable(pending().filter(pk__in=delivery_ids)))
             if claimed:
                 process_batch(claimed)
         if not pending().filter(pk__in=delivery_ids).exists() or time.monotonic() >= deadline:

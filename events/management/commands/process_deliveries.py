@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections
 
+from events.management.arguments import positive_int
 from events.processing import pending, process_next_batch
 
 logger = logging.getLogger("events.processing")
@@ -16,13 +17,6 @@ logger = logging.getLogger("events.processing")
 POLL_SECONDS = 0.2
 # After a database error, it tries again after this long.
 RETRY_SECONDS = 2.0
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
 
 
 class Command(BaseCommand):

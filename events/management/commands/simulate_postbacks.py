@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from tqdm import tqdm
 
+from events.management.arguments import positive_int
 from events.models import DEFAULT_HEADER, Credential
 from events.simulation import world as simulator
 from events.simulation.demo import backdate
@@ -25,13 +26,6 @@ from events.simulation.verify import compare, read_state_http, read_state_orm
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 MAX_DIFFERENCES_SHOWN = 30
 SIMULATOR_CREDENTIAL_LABEL = "demo simulator"
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
 
 
 def parse_now(text: str):
