@@ -30,11 +30,13 @@ migrate: $(VENV)/.runtime
 run: migrate
 	$(PY) manage.py bootstrap
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	@# The delay watcher runs beside gunicorn in the same terminal; both stop together.
+	@# The processor (applies stored postbacks) and the delay watcher run beside gunicorn in the
+	@# same terminal; all three stop together.
 	@# DEMO=1: once gunicorn answers, the demo scenario is sent through the real endpoint.
-	@$(PY) manage.py watch_delays & watcher=$$!; \
+	@$(PY) manage.py process_deliveries & processor=$$!; \
+	$(PY) manage.py watch_delays & watcher=$$!; \
 	$(VENV)/bin/gunicorn --config postbacks_site/gunicorn.conf.py & server=$$!; \
-	trap 'kill -TERM $$server $$watcher 2>/dev/null; wait' EXIT INT TERM; \
+	trap 'kill -TERM $$server $$watcher $$processor 2>/dev/null; wait' EXIT INT TERM; \
 	if [ "$(DEMO)" = 1 ]; then \
 		$(PY) manage.py simulate_postbacks --scenario demo --wait 60 --verify \
 			|| echo "The demo simulation reported problems (above); still serving."; \

@@ -149,10 +149,6 @@ else:
     # Behind pgbouncer in transaction pooling: server-side cursors cannot outlive a transaction.
     _db["DISABLE_SERVER_SIDE_CURSORS"] = _bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", False)
 DATABASES = {"default": _db}
-# PostgreSQL: the postback path's statements bound on the server and prepared once per connection
-# (events/models/sql.py: half of PostgreSQL's CPU per postback). Off behind a pooler that cannot keep
-# prepared statements (pgbouncer in transaction mode before 1.21).
-POSTBACK_PREPARED_STATEMENTS = _bool("DATABASE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth, i18n, static --------------------------------------------------------
@@ -240,6 +236,13 @@ DELAY_ALERT_AFTER_MINUTES = _int("DELAY_ALERT_AFTER_MINUTES", 60, minimum=1)
 REFUSED_ATTEMPTS_KEEP = _int("REFUSED_ATTEMPTS_KEEP", 1000, minimum=10)
 # Seconds impact.com is asked to wait before retrying when the database is down.
 RETRY_AFTER_SECONDS = _int("RETRY_AFTER_SECONDS", 30, minimum=1)
+
+# --- Processing (README, "What happens to a postback") ------------------------------
+# Deliveries a processor claims and applies in one transaction.
+PROCESSING_BATCH_SIZE = _int("PROCESSING_BATCH_SIZE", 300, minimum=1)
+# /healthz answers 503 (and the watcher opens an alert) when the oldest delivery waiting to be
+# processed is older than this: no processor is running, or it cannot keep up.
+PROCESSING_STALL_SECONDS = _int("PROCESSING_STALL_SECONDS", 60, minimum=5)
 
 # --- Delay alerts (README, "Delay alerts") ------------------------------------------
 # Seconds between two passes of `manage.py watch_delays`.

@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 
 from events.intake import credentials
-from events.models import Credential
+from events.models import Credential, Delivery
+from events.processing import process_pending
 
 ENDPOINT = "/postbacks/impact/"
 
@@ -77,22 +78,36 @@ def postback_params(action_id="A1", **overrides) -> dict[str, str]:
 
 @pytest.fixture
 def send(client, credential):
-    """Send one postback through the real endpoint; returns the response."""
+    """Send one postback through the real endpoint, then apply what is pending as a processor
+    would; returns the response, with the stored delivery as it ended as `response.delivery`
+    (None when nothing was stored)."""
 
     def _send(params=None, *, method="get", body=None, content_type=None, headers=None, **overrides):
         params = params if params is not None else postback_params(**overrides)
         headers = {credential.header_name: credential.secret} if headers is None else headers
         if method == "get":
-            return client.get(ENDPOINT + "?" + urlencode(params), headers=headers)
-        if method == "post-json":
-            return client.post(ENDPOINT, data=json.dumps(params), content_type="application/json", headers=headers)
-        if method == "post-form":
-            return client.post(
+            response = client.get(ENDPOINT + "?" + urlencode(params), headers=headers)
+        elif method == "post-json":
+            response = client.post(ENDPOINT, data=json.dumps(params), content_type="application/json", headers=headers)
+        elif method == "post-form":
+            response = client.post(
                 ENDPOINT, data=urlencode(params), content_type="application/x-www-form-urlencoded", headers=headers
             )
-        return client.generic(method.upper(), ENDPOINT, data=body or b"", content_type=content_type, headers=headers)
+        else:
+            response = client.generic(
+                method.upper(), ENDPOINT, data=body or b"", content_type=content_type, headers=headers
+            )
+        return processed(response)
 
     return _send
+
+
+def processed(response):
+    """Apply what is pending (as the processor does), and attach the response's delivery as it ended."""
+    process_pending()
+    stored = response.status_code == 200 and "delivery" in response.json()
+    response.delivery = Delivery.objects.get(pk=response.json()["delivery"]) if stored else None
+    return response
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def send_at(send, moment: datetime, **params):
     with time_machine.travel(moment, tick=False):
         response = send(**params)
     assert response.status_code == 200, response.content
-    assert response.json()["outcome"] == "applied", response.json()
+    assert response.delivery.outcome == "applied", response.delivery.reason
     return response
 
 

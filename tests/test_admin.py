@@ -123,7 +123,7 @@ def test_deliveries_can_be_searched_by_action_id_and_filtered_by_outcome(admin_c
 
 
 def test_the_replay_action_reprocesses_failed_deliveries_idempotently(admin_client, send, monkeypatch):
-    monkeypatch.setattr(lifecycle, "apply", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(lifecycle, "apply_batch", lambda *a, **k: 1 / 0)
     send(ActionId="R1")
     send(ActionId="R2")
     assert set(Delivery.objects.values_list("outcome", flat=True)) == {"failed"}

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from events.models import Credential, Delivery, RefusalCounter, RefusedAttempt
-from tests.conftest import ENDPOINT, postback_params
+from tests.conftest import ENDPOINT, postback_params, processed
 
 QUERY = urlencode(postback_params())
 
@@ -21,9 +21,9 @@ def get(client, query=QUERY, **headers):
 
 
 def test_a_postback_with_the_secret_in_its_header_is_accepted(client, credential):
-    response = get(client, **{"X-Postback-Token": credential.secret})
+    response = processed(get(client, **{"X-Postback-Token": credential.secret}))
     assert response.status_code == 200
-    assert response.json()["outcome"] == "applied"
+    assert response.delivery.outcome == "applied"
     credential.refresh_from_db()
     assert credential.delivery_set.count() == 1
     assert credential.last_used_at is not None
@@ -34,9 +34,9 @@ def test_the_header_name_is_case_insensitive(client, credential):
 
 
 def test_the_token_query_parameter_is_accepted_when_impact_cannot_send_the_header(client, credential):
-    response = get(client, QUERY + "&token=" + credential.secret)
+    response = processed(get(client, QUERY + "&token=" + credential.secret))
     assert response.status_code == 200
-    assert response.json()["outcome"] == "applied"
+    assert response.delivery.outcome == "applied"
 
 
 def test_a_credential_with_a_custom_header_name_is_read_from_that_header(client, db):
@@ -71,14 +71,14 @@ def test_a_wrong_secret_in_one_header_does_not_hide_the_right_one_in_another(cli
 def test_an_inactive_credential_is_refused(client, credential):
     Credential.objects.filter(pk=credential.pk).update(active=False)
     Credential.create_with_secret(label="other")
-    response = get(client, **{"X-Postback-Token": credential.secret})
+    response = processed(get(client, **{"X-Postback-Token": credential.secret}))
     assert response.status_code == 401
     assert response.json()["reason"] == "invalid_credential"
 
 
 def test_an_expired_credential_is_refused_with_a_reason_saying_so(client, credential):
     Credential.objects.filter(pk=credential.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    response = get(client, **{"X-Postback-Token": credential.secret})
+    response = processed(get(client, **{"X-Postback-Token": credential.secret}))
     assert response.status_code == 401
     assert response.json()["reason"] == "expired_credential"
     assert "expired" in response.json()["detail"]
@@ -210,9 +210,9 @@ def test_the_secret_is_not_logged_when_a_postback_is_refused_or_fails(client, cr
 
     caplog.set_level("DEBUG")
     get(client, QUERY + "&token=" + credential.secret + "x")
-    monkeypatch.setattr(lifecycle, "apply", lambda *a, **k: 1 / 0)
-    response = get(client, QUERY + "&token=" + credential.secret)
-    assert response.json()["outcome"] == "failed"
+    monkeypatch.setattr(lifecycle, "apply_batch", lambda *a, **k: 1 / 0)
+    response = processed(get(client, QUERY + "&token=" + credential.secret))
+    assert response.delivery.outcome == "failed"
     assert "postback refused" in caplog.text
     assert "delivery" in caplog.text
     assert credential.secret not in caplog.text

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 
 from events import lifecycle
 from events.models import Credential, Delivery
-from tests.conftest import ENDPOINT, postback_params
+from tests.conftest import ENDPOINT, postback_params, processed
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +36,8 @@ def test_bootstrap_prints_the_admin_password_the_credential_and_the_url_template
 
     assert client.login(username="admin", password=password)
     assert get_user_model().objects.get().is_superuser
-    response = client.get(f"{ENDPOINT}?{urlencode(postback_params())}", headers={"X-Postback-Token": secret})
-    assert response.json()["outcome"] == "applied"
+    response = processed(client.get(f"{ENDPOINT}?{urlencode(postback_params())}", headers={"X-Postback-Token": secret}))
+    assert response.delivery.outcome == "applied"
     assert client.get(f"{ENDPOINT}?ActionId=A2&token={secret}").status_code == 200
 
     again = run("bootstrap")
@@ -66,7 +66,7 @@ def test_bootstrap_keeps_an_existing_admin_and_credential(db, admin_user, creden
 
 
 def test_replay_deliveries_reprocesses_failed_and_invalid_ones_by_default(send, monkeypatch):
-    monkeypatch.setattr(lifecycle, "apply", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(lifecycle, "apply_batch", lambda *a, **k: 1 / 0)
     failed = send(ActionId="F1").json()["delivery"]
     monkeypatch.undo()
     invalid = send(Payout="x").json()["delivery"]

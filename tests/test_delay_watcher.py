@@ -13,6 +13,7 @@ from fake_impact import SID, TOKEN, FakeImpact, action_record
 
 from events.alerts.watcher import LOCK_KEY, Watcher
 from events.models import DelayAlert, ImpactAccount, Notification, WatcherHeartbeat, sql
+from tests.conftest import processed
 
 T = T0 + 2 * 60 * MIN
 
@@ -106,12 +107,14 @@ def test_two_watchers_started_at_the_same_time_send_nothing_twice(settings, clie
     cred, secret = Credential.create_with_secret(label="t")
     for i in range(30):  # 30 brands, one late alert each, one email each
         with time_machine.travel(T, tick=False):
-            response = client.get(
-                "/postbacks/impact/",
-                {"ActionId": f"W{i}", "CampaignId": f"C{i}", "CreationDate": T0.isoformat(), "Payout": "1"},
-                headers={cred.header_name: secret},
+            response = processed(
+                client.get(
+                    "/postbacks/impact/",
+                    {"ActionId": f"W{i}", "CampaignId": f"C{i}", "CreationDate": T0.isoformat(), "Payout": "1"},
+                    headers={cred.header_name: secret},
+                )
             )
-        assert response.json()["outcome"] == "applied"
+        assert response.delivery.outcome == "applied"
     assert Notification.objects.count() == 30
 
     start = threading.Barrier(2)

@@ -30,7 +30,7 @@ def post(send, time_machine):
         time_machine.move_to(at(received), tick=False)
         response = send(**params)
         assert response.status_code == 200, response.content
-        return response.json()["outcome"]
+        return response.delivery.outcome
 
     return _post
 

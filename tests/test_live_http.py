@@ -14,6 +14,7 @@ import pytest
 
 from events import impact
 from events.models import Action, ActionEvent, Delivery
+from events.processing import process_pending
 
 VALUES = {
     "ActionId": "19816.4958.1037",
@@ -45,11 +46,16 @@ def endpoint(live_server) -> str:
 
 
 def call(request: urllib.request.Request) -> tuple[int, dict]:
+    """Send over HTTP; a stored delivery is then applied (as the processor does) and the answer's
+    outcome is the one it ended with."""
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
+            status, body = response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+    assert body["outcome"] == "received"
+    process_pending()
+    return status, {**body, "outcome": Delivery.objects.get(pk=body["delivery"]).outcome}
 
 
 def test_the_recommended_url_template_filled_in_by_impact_is_applied(live_server, credential):

@@ -79,7 +79,7 @@ def _delete_brand_and_its_history(campaign_id: str) -> int:
 def test_a_brand_deleted_after_it_was_read_is_made_again(send):
     assert send(ActionId="A1", CampaignId="1001").status_code == 200  # this process now keeps brand 1001
     _delete_brand_and_its_history("1001")
-    assert send(ActionId="A2", CampaignId="1001").json()["outcome"] == "applied"
+    assert send(ActionId="A2", CampaignId="1001").delivery.outcome == "applied"
     assert Action.objects.get(action_id="A2").brand.campaign_id == "1001"
 
 
@@ -87,7 +87,7 @@ def test_a_brand_id_given_to_another_brand_is_not_mistaken_for_the_one_read(send
     assert send(ActionId="A1", CampaignId="1001").status_code == 200
     old_id = _delete_brand_and_its_history("1001")
     Brand.objects.create(pk=old_id, campaign_id="2002", name="Another brand")  # SQLite may reuse an id
-    assert send(ActionId="A2", CampaignId="1001").json()["outcome"] == "applied"
+    assert send(ActionId="A2", CampaignId="1001").delivery.outcome == "applied"
     assert Action.objects.get(action_id="A2").brand.campaign_id == "1001"
     assert Brand.objects.get(pk=old_id).actions.count() == 0
 

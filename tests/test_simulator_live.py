@@ -86,7 +86,7 @@ def test_a_receiver_that_drops_one_event_fails_verification(simulate, monkeypatc
             return lifecycle.Result(Outcome.DUPLICATE, None)  # claims a duplicate, writes nothing
         return real_apply(postback, **kwargs)
 
-    monkeypatch.setattr(lifecycle, "apply", apply_dropping_one)
+    monkeypatch.setattr(lifecycle, "apply_batch", apply_dropping_one)
     with pytest.raises(CommandError, match="verification failed: lost: 1"):
         simulate(scenario="chaos", actions=80, seed=3, now=NOW, verify=True)
 

@@ -2,7 +2,7 @@
 
 - `state`: open or join a brand's active alert, add evidence, acknowledge, resolve; maintenance
   windows make an alert *expected* (shown, not notified).
-- `late`: late postbacks, from the hook run after each applied postback.
+- `late`: late postbacks, from the hook run after each processed batch.
 - `missing`: changes impact.com's API reported, matched with postbacks; backfill.
 - `reconcile`: reading the API within its request budget.
 - `silent`: brands that stopped sending.
@@ -10,7 +10,7 @@
 - `watcher`: one pass of all of the above, as `manage.py watch_delays` runs it.
 """
 
-from .late import after_apply
+from .late import after_batch
 from .state import acknowledge, resolve
 
-__all__ = ["acknowledge", "after_apply", "resolve"]
+__all__ = ["acknowledge", "after_batch", "resolve"]

@@ -20,16 +20,20 @@ def late_quiet() -> timedelta:
     return promises.late_after()
 
 
-def after_apply(result: Result) -> None:
-    """Called right after lifecycle.apply, inside its transaction: a late postback joins its alert,
-    and a postback that answers a change the API reported records its real delay."""
-    event = result.event
-    if result.outcome != Outcome.APPLIED or event.source != EventSource.POSTBACK:
+def after_batch(results: list[Result]) -> None:
+    """Run once per processed batch, inside its transaction, after the lifecycle applied it: the
+    postbacks that answer changes the API reported record their real delay, and a late postback
+    joins its brand's late alert (once: a replay finds it there already)."""
+    events = [r.event for r in results if r.outcome == Outcome.APPLIED and r.event.source == EventSource.POSTBACK]
+    if not events:
         return
-    answer_waiting_changes(event)
-    # Already in an alert: a replay, or the answer to a missing change (that alert records its delay).
-    if promises.is_alert_late(event.delay_seconds) and not AlertItem.objects.filter(event=event).exists():
-        record_late(event)
+    answer_waiting_changes(events)
+    late = [event for event in events if promises.is_alert_late(event.delay_seconds)]
+    if late:
+        in_alerts = set(AlertItem.objects.filter(event__in=late).values_list("event_id", flat=True))
+        for event in late:
+            if event.pk not in in_alerts:
+                record_late(event)
 
 
 def record_late(event: ActionEvent, now: datetime | None = None) -> DelayAlert:

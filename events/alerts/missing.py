@@ -17,7 +17,7 @@ from events import impact
 from events.common.times import format_moment
 from events.impact import Lifecycle, promises
 from events.lifecycle import apply
-from events.models import ActionEvent, AlertItem, AlertKind, ApiChange, Brand, DelayAlert, EventSource, sql
+from events.models import ActionEvent, AlertItem, AlertKind, ApiChange, Brand, DelayAlert, EventSource
 
 from .state import Windows, active_alerts, recount, resolve_if_answered
 
@@ -57,16 +57,21 @@ def _answer(change: ApiChange, event: ActionEvent | Receipt) -> None:
     resolve_if_answered(alert, event.received_at)
 
 
-def answer_waiting_changes(event: ActionEvent) -> None:
-    """A postback arrived: does it answer a change the API reported and we are waiting for?"""
-    action_id = event.action.action_id
-    # Nearly always none (only the reconciler records API changes): one light query to say so.
-    if not sql.exists(ApiChange, action_id=action_id, postback_event=None):
-        return
-    for change in ApiChange.objects.filter(action_id=action_id, postback_event=None).order_by("changed_at"):
-        if matches(change, event):
-            _answer(change, event)
-            return
+def answer_waiting_changes(events: list[ActionEvent]) -> None:
+    """Postbacks arrived (in this order): does each answer a change the API reported and we are
+    waiting for? One query for all of them (nearly always finding none: only the reconciler
+    records API changes)."""
+    waiting: dict[str, list[ApiChange]] = {}
+    ids = {event.action.action_id for event in events}
+    for change in ApiChange.objects.filter(action_id__in=ids, postback_event=None).order_by("changed_at", "id"):
+        waiting.setdefault(change.action_id, []).append(change)
+    for event in events:
+        changes = waiting.get(event.action.action_id, [])
+        for change in changes:
+            if matches(change, event):
+                _answer(change, event)
+                changes.remove(change)
+                break
 
 
 def match_stored_changes(changes: list[ApiChange]) -> set[int]:

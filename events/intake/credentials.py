@@ -17,7 +17,6 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from events import lifecycle
 from events.common.networks import address_allowed, client_address
 from events.models import AllowedNetwork, Credential, RefusalReason, hash_secret
 
@@ -37,7 +36,6 @@ class Authenticated:
     credential: Credential
     secret: str
     header_names: set[str]  # every credential header, all redacted from what is stored
-    config: AuthConfig  # what the decision was made from; store() checks it still holds
 
 
 @dataclass(frozen=True)
@@ -49,12 +47,11 @@ class AuthConfig:
     loaded_at: float
 
 
-# Reading both for every postback cost two of its statements. A process keeps them for
-# AUTH_CONFIG_MAX_AGE seconds instead, and never acts on a stale copy: a refusal is decided
-# again from a fresh read, and store() inserts the delivery only if the credential used is still
-# active, unexpired and unchanged and the allow-list is still the one checked (in the INSERT
-# itself), so revoking a credential or narrowing the allow-list takes effect at once everywhere.
-AUTH_CONFIG_MAX_AGE = 5.0
+# Reading both for every postback cost two of its statements. A process keeps them for at most
+# AUTH_CONFIG_MAX_AGE seconds instead, so a credential revoked (or an allow-list narrowed) in admin is
+# refused everywhere within that time; a refusal is always decided again from a fresh read, so a
+# credential just created is accepted at once.
+AUTH_CONFIG_MAX_AGE = 1.0
 
 _auth_config: AuthConfig | None = None
 
@@ -76,7 +73,6 @@ def forget_cached() -> None:
     global _auth_config
     _auth_config = None
     _last_used.clear()
-    lifecycle.forget_cached()
 
 
 # An HTTP header name is an RFC 9110 token.
@@ -97,15 +93,14 @@ def _token_parameter(query_string: str) -> str | None:
 def authenticate(request: HttpRequest) -> Authenticated | Refusal:
     """The allow-list, then the active credential the request carries (hashes compared in constant
     time). Decided from this process's copy of both; a refusal is confirmed from a fresh read."""
-    result = decide(request, auth_config())
+    result = _decide(request, auth_config())
     if isinstance(result, Refusal):
-        result = decide(request, auth_config(refresh=True))
+        result = _decide(request, auth_config(refresh=True))
     return result
 
 
-def decide(request: HttpRequest, config: AuthConfig, secret: str | None = None) -> Authenticated | Refusal:
-    """Decide from `config`; with `secret`, from that secret rather than what the request carries
-    (once read, the credential is scrubbed from the request)."""
+def _decide(request: HttpRequest, config: AuthConfig) -> Authenticated | Refusal:
+    """Decide from `config`: the allow-list, then the credentials the request carries."""
     address = client_address(request)
     if not address_allowed(address, config.networks):
         return Refusal(RefusalReason.ADDRESS_NOT_ALLOWED, f"{address} is not in the allow-list.")
@@ -115,7 +110,7 @@ def decide(request: HttpRequest, config: AuthConfig, secret: str | None = None) 
             "No postback credential is configured, so every postback is refused. Add one in Django admin "
             "(Events > Credentials) or with `manage.py create_credential --label impact`.",
         )
-    presented = {secret} if secret else _presented(request, config)
+    presented = _presented(request, config)
     names = {c.header_name for c in config.credentials}
     if not presented:
         return Refusal(
@@ -144,7 +139,7 @@ def _match(presented: set[str], config: AuthConfig) -> Authenticated | Refusal:
                 if credential.expires_at is not None and credential.expires_at <= now:
                     expired = credential
                     continue
-                return Authenticated(credential, secret, names, config)
+                return Authenticated(credential, secret, names)
     if expired is not None:
         return Refusal(
             RefusalReason.EXPIRED_CREDENTIAL,

@@ -1,4 +1,7 @@
-"""The postback endpoint: `GET|POST /postbacks/impact/`. Thin: authenticate, store, apply, answer."""
+"""The postback endpoint: `GET|POST /postbacks/impact/`. Thin: authenticate, store, answer.
+
+Nothing else happens on the request: a processor applies the stored delivery (`events.processing`).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ from rest_framework.views import APIView
 
 from events.common import logs
 from events.models import DEFAULT_HEADER, RefusalReason
-from events.processing import process
 
 from . import openapi
 from .credentials import TOKEN_PARAMETER, Authenticated, Refusal, auth_config, authenticate
@@ -123,11 +125,8 @@ class ImpactPostbackView(APIView):
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         delivery = store(request._request, request.auth, body)
-        if isinstance(delivery, Refusal):  # revoked (or the allow-list changed) a moment ago
-            refuse(request, delivery)
         logs.bind_delivery(delivery.pk)
-        process(delivery)
-        logger.info("postback %s action=%s in %s ms", delivery.outcome, delivery.action_id, delivery.processing_ms)
+        logger.debug("postback stored as delivery %s", delivery.pk)
         return Response({"delivery": delivery.pk, "outcome": delivery.outcome})
 
     def handle_exception(self, exc):

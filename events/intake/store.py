@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from django.db import DatabaseError
 from django.http import HttpRequest
 from django.utils import timezone
 
 from events.common.networks import client_address
 from events.impact import escape_nul
-from events.models import Delivery, sql
+from events.models import Delivery
 
-from .credentials import Authenticated, Refusal, auth_config, decide, note_use
+from .credentials import Authenticated, note_use
 from .redaction import REDACTED, redact_headers, redact_query_string
 
 
-def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery | Refusal:
-    """Commit the delivery (redacted) before anything parses it.
-
-    One INSERT in autocommit, made only if what authenticated the request still holds in the
-    database (see AUTH_CONFIG_MAX_AGE). If it no longer does, the decision is made again from a
-    fresh read: a Refusal comes back if the request is now refused.
-    """
+def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
+    """Commit the delivery (redacted, `received`) before anything parses it: one INSERT in
+    autocommit. A processor applies it (`events.processing`)."""
     now = timezone.now()
     secret = auth.secret
-    delivery = Delivery(
+    delivery = Delivery.objects.create(
         received_at=now,
         method=request.method[:10],
         path=request.path[:300],
@@ -32,13 +27,7 @@ def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery | 
         body=body.replace(secret.encode(), REDACTED.encode()),
         headers=redact_headers(request, auth.header_names, secret),
         remote_addr=client_address(request),
+        credential=auth.credential,
     )
-    for _ in range(3):  # more than one change between a fresh read and the INSERT would be odd
-        delivery.credential = auth.credential
-        if sql.insert_delivery_if_authenticated(delivery, auth.credential, auth.config.networks, now):
-            note_use(auth.credential, now)
-            return delivery
-        auth = decide(request, auth_config(refresh=True), secret)
-        if isinstance(auth, Refusal):
-            return auth
-    raise DatabaseError("the credentials kept changing while the delivery was being stored")  # 503: retried
+    note_use(auth.credential, now)
+    return delivery

@@ -2,9 +2,10 @@
 
 - `rules`: the decisions, pure: the kind of a change, its order against the others, the diff,
   the delay.
-- `apply`: those decisions against the database: one change per call, under the action's row lock.
+- `apply`: those decisions against the database, a batch of changes at a time, under the
+  actions' row locks.
 """
 
-from .apply import Result, apply, can_create, create, forget_cached
+from .apply import Change, Result, apply, apply_batch
 
-__all__ = ["Result", "apply", "can_create", "create", "forget_cached"]
+__all__ = ["Change", "Result", "apply", "apply_batch"]

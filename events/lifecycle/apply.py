@@ -1,26 +1,50 @@
-"""Applying a change: the one place where an action's state changes.
+"""Applying changes: the one place where an action's state changes.
 
-`apply()` runs inside a transaction with the action row locked (`select_for_update`),
-so two postbacks for the same action are applied one after the other whatever the
-number of workers. `create()` writes an action's first postback in one statement
-instead (no row to lock yet: the unique ActionId orders concurrent first postbacks,
-and any but the first go through `apply()`). Both decide through `rules`.
+`apply_batch()` applies a batch of changes inside the caller's transaction: the batch's actions
+are locked in a fixed order (`select_for_update`, by ActionId, so two processors never deadlock on
+them), each action's changes are folded in arrival order through `rules`, then the new actions and
+every event are written with `bulk_create` and each changed action with one UPDATE. The result is
+the one applying the changes one by one gives, whatever the batch boundaries. `apply()` is a batch
+of one.
 
-Callers drop the dashboard's rollups of the day they wrote in (`reporting.rollups.changed`).
+Two processors may both see an action as new: the second one's insert then fails on the unique
+ActionId (`IntegrityError`) and its caller runs the batch again, which now finds the action.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
 from django.db.models import F
 
-from events.impact import Lifecycle, Postback, promises
-from events.models import TRACKED_FIELDS, Action, ActionEvent, Brand, Delivery, EventSource, Outcome, sql
+from events.impact import Lifecycle, Postback
+from events.models import TRACKED_FIELDS, Action, ActionEvent, Brand, Delivery, EventSource, Outcome
 
 from . import rules
+
+# What an UPDATE of a changed action writes: everything a change can move.
+ACTION_STATE_FIELDS = (
+    *TRACKED_FIELDS,
+    "state",
+    "tracked_seen",
+    "event_count",
+    "last_received_at",
+    "money_changed_at",
+    "money_fingerprint",
+)
+
+
+@dataclass
+class Change:
+    """One change to apply: a parsed postback (or an API record in postback form) and its receipt."""
+
+    postback: Postback
+    received_at: datetime
+    delivery: Delivery | None = None
+    source: str = EventSource.POSTBACK
 
 
 @dataclass
@@ -29,32 +53,8 @@ class Result:
     event: ActionEvent
 
 
-# campaign_id -> (brand id, name) as last read or written by this process. Brands are few and
-# change rarely; a new action needs its brand's id, and this saves a query per new action. The
-# action's INSERT checks that the brand is still there under that id and campaign.
-_brands: dict[str, tuple[int, str]] = {}
-
-
-def forget_cached() -> None:
-    _brands.clear()
-
-
 def campaign_of(postback: Postback) -> str:
     return postback["campaign_id"] or Brand.UNKNOWN
-
-
-def brand_id_for(postback: Postback) -> int:
-    campaign_id = campaign_of(postback)
-    name = postback["campaign_name"]
-    cached = _brands.get(campaign_id)
-    if cached is not None and (not name or cached[1] == name):
-        return cached[0]
-    brand, created = Brand.objects.get_or_create(campaign_id=campaign_id, defaults={"name": name or ""})
-    if not created and name and brand.name != name:
-        brand.name = name
-        brand.save(update_fields=["name"])
-    _brands[campaign_id] = (brand.pk, brand.name)
-    return brand.pk
 
 
 def apply(
@@ -65,78 +65,125 @@ def apply(
     source: str = EventSource.POSTBACK,
 ) -> Result:
     """Record one change in its action's history. Call inside transaction.atomic()."""
-    fingerprint = postback.fingerprint()
-    action = sql.get(Action, "action_id", postback.action_id, lock=True)
-
-    existing = sql.get(ActionEvent, "fingerprint", fingerprint) if action else None
-    if existing is not None:
-        return _duplicate(existing, delivery)
-
-    created = action is None
-    action, event = _change(postback, action, fingerprint, received_at, delivery, source)
-    if created and not sql.insert_action_if_brand_unchanged(action, campaign_of(postback)):
-        # Another transaction created this action first (start again under its row lock), or the
-        # brand remembered was deleted since (start again from the database).
-        forget_cached()
-        return apply(postback, received_at=received_at, delivery=delivery, source=source)
-    if not created:
-        sql.update(action)
-    event.action = action  # now with its primary key
-    sql.insert(event)
-    return Result(Outcome.APPLIED, event)
+    return apply_batch([Change(postback, received_at, delivery, source)])[0]
 
 
-def _duplicate(existing: ActionEvent, delivery: Delivery | None) -> Result:
-    if delivery is not None and existing.delivery_id == delivery.pk:
-        return Result(Outcome.APPLIED, existing)  # a replay of the delivery that created it
-    if delivery is not None and delivery.event_id == existing.pk:
-        return Result(Outcome.DUPLICATE, existing)  # a replay of a duplicate: counted once already
-    ActionEvent.objects.filter(pk=existing.pk).update(duplicate_count=F("duplicate_count") + 1)
-    return Result(Outcome.DUPLICATE, existing)
+def apply_batch(changes: list[Change]) -> list[Result]:
+    """Record the changes (in arrival order) in their actions' histories; one result per change.
+    Call inside transaction.atomic()."""
+    brand_ids = _brand_ids(changes)
+    action_ids = sorted({change.postback.action_id for change in changes})
+    locked = Action.objects.select_for_update().filter(action_id__in=action_ids).order_by("action_id")
+    fingerprints = [change.postback.fingerprint() for change in changes]
+    known = ActionEvent.objects.filter(fingerprint__in=fingerprints)
+    fold = _Fold({a.action_id: a for a in locked}, {e.fingerprint: e for e in known}, brand_ids)
+    results = [fold.add(change, fingerprint) for change, fingerprint in zip(changes, fingerprints, strict=True)]
+    fold.write()
+    return results
 
 
-def create(
-    postback: Postback, *, received_at: datetime, delivery: Delivery, outcome_fields: list[str]
-) -> Result | None:
-    """The first postback of an action not stored yet, in one statement, without a transaction.
-
-    The action, its first event and the delivery's outcome (`outcome_fields`, as set on `delivery`,
-    and its event) are written together, if the action is still unknown and its brand unchanged
-    when the statement runs, and nothing else is to be done for it: no alert (it is not alert-late)
-    and no change reported by impact.com's API waiting for it. Otherwise nothing is written and
-    None comes back: the caller then runs apply() in a transaction, which decides the same way
-    (through the same rules). One statement instead of a transaction of six: most postbacks are an
-    action's first. PostgreSQL only (SQLite has no INSERT in a WITH clause).
-    """
-    action, event = _change(postback, None, postback.fingerprint(), received_at, delivery, EventSource.POSTBACK)
-    if promises.is_alert_late(event.delay_seconds):
-        return None
-    if not sql.create_first_postback(action, event, delivery, outcome_fields, campaign_of(postback)):
-        return None
-    return Result(Outcome.APPLIED, event)
+def _brand_ids(changes: list[Change]) -> dict[str, int]:
+    """{campaign_id: brand id} for the changes' campaigns, creating the new brands and taking the
+    names they now carry (in campaign order, so concurrent batches insert in the same order)."""
+    names: dict[str, str] = {}
+    for change in changes:
+        names[campaign_of(change.postback)] = change.postback["campaign_name"] or names.get(
+            campaign_of(change.postback), ""
+        )
+    brands = {b.campaign_id: b for b in Brand.objects.filter(campaign_id__in=names)}
+    missing = [Brand(campaign_id=c, name=names[c]) for c in sorted(names) if c not in brands]
+    if missing:
+        Brand.objects.bulk_create(missing, ignore_conflicts=True)  # a concurrent batch may create one too
+        brands = {b.campaign_id: b for b in Brand.objects.filter(campaign_id__in=names)}
+    for campaign_id, brand in brands.items():
+        if names[campaign_id] and brand.name != names[campaign_id]:
+            Brand.objects.filter(pk=brand.pk).update(name=names[campaign_id])
+    return {campaign_id: brand.pk for campaign_id, brand in brands.items()}
 
 
-def can_create() -> bool:
-    return connection.vendor == "postgresql"
+class _Fold:
+    """The batch's actions as its changes leave them, in memory, until `write()`."""
+
+    def __init__(self, actions: dict[str, Action], events: dict[str, ActionEvent], brand_ids: dict[str, int]):
+        self.actions = actions
+        self.events = events  # by fingerprint: stored ones, then this batch's
+        self.brand_ids = brand_ids
+        self.new_actions: list[Action] = []
+        self.changed_actions: dict[str, Action] = {}
+        self.new_events: list[ActionEvent] = []
+        self.duplicates: Counter[int] = Counter()  # stored event id -> retries seen in this batch
+        self._stored_events: dict[str, list[ActionEvent]] = {}
+
+    def add(self, change: Change, fingerprint: str) -> Result:
+        existing = self.events.get(fingerprint)
+        if existing is not None:
+            return self._duplicate(existing, change.delivery)
+        postback = change.postback
+        action = self.actions.get(postback.action_id)
+        created = action is None
+        action, event = _change(
+            change,
+            action,
+            fingerprint,
+            self.brand_ids[campaign_of(postback)],
+            lambda: self._history(postback.action_id, created),
+        )
+        if created:
+            self.actions[action.action_id] = action
+            self.new_actions.append(action)
+        elif action.pk is not None:
+            self.changed_actions[action.action_id] = action
+        self.new_events.append(event)
+        self.events[fingerprint] = event
+        return Result(Outcome.APPLIED, event)
+
+    def _duplicate(self, existing: ActionEvent, delivery: Delivery | None) -> Result:
+        if delivery is not None and existing.pk is not None and existing.delivery_id == delivery.pk:
+            return Result(Outcome.APPLIED, existing)  # a replay of the delivery that created it
+        if delivery is not None and existing.pk is not None and delivery.event_id == existing.pk:
+            return Result(Outcome.DUPLICATE, existing)  # a replay of a duplicate: counted once already
+        if existing.pk is None:
+            existing.duplicate_count += 1  # written with it
+        else:
+            self.duplicates[existing.pk] += 1
+        return Result(Outcome.DUPLICATE, existing)
+
+    def _history(self, action_id: str, created: bool) -> list[ActionEvent]:
+        """The action's events so far: stored ones (read once, when a rule needs them) and this batch's."""
+        if action_id not in self._stored_events:
+            action = self.actions[action_id]
+            stored = [] if created or action.pk is None else list(action.events.all())
+            self._stored_events[action_id] = stored
+        batch = [e for e in self.new_events if e.action.action_id == action_id]
+        return self._stored_events[action_id] + batch
+
+    def write(self) -> None:
+        Action.objects.bulk_create(self.new_actions)
+        for action in self.changed_actions.values():
+            Action.objects.filter(pk=action.pk).update(**{name: getattr(action, name) for name in ACTION_STATE_FIELDS})
+        ActionEvent.objects.bulk_create(self.new_events)
+        for event_id, retries in self.duplicates.items():
+            ActionEvent.objects.filter(pk=event_id).update(duplicate_count=F("duplicate_count") + retries)
 
 
 def _change(
-    postback: Postback,
+    change: Change,
     action: Action | None,
     fingerprint: str,
-    received_at: datetime,
-    delivery: Delivery | None,
-    source: str,
+    brand_id: int,
+    history: Callable[[], list[ActionEvent]],
 ) -> tuple[Action, ActionEvent]:
     """The action as this change leaves it (a new one if `action` is None) and the event recording
-    it; nothing is written."""
+    it; nothing is written. `history()` gives the action's events so far, for the rare rule that
+    needs them."""
+    postback, received_at = change.postback, change.received_at
     kind = rules.derive_kind(postback, action)
     changed_at = rules.changed_at_of(postback, kind)
     created = action is None
     if created:
         action = Action(
             action_id=postback.action_id,
-            brand_id=brand_id_for(postback),
+            brand_id=brand_id,
             state=kind,
             first_received_at=received_at,
             last_received_at=received_at,
@@ -146,7 +193,13 @@ def _change(
     to_state = flags.pop("to_state")
     before = {name: getattr(action, name) for name in TRACKED_FIELDS}
     proposed = {name: postback[name] for name in TRACKED_FIELDS if postback[name] is not None}
-    _take_values(action, before, proposed, flags["applied"], to_state, kind, changed_at, fingerprint)
+    if flags["applied"]:
+        _take_all(action, proposed, changed_at, fingerprint)
+    else:
+        _take_unknown(action, before, proposed)
+        if to_state == Lifecycle.REVERSED and kind != Lifecycle.REVERSED:
+            for name in rules.money_the_reversal_left(history(), proposed, kind, changed_at, fingerprint):
+                setattr(action, name, proposed[name])
     delta_amount, delta_payout = rules.deltas(postback, before, flags["applied"], created)
 
     action.state = to_state
@@ -170,50 +223,25 @@ def _change(
         changed_at=changed_at,
         received_at=received_at,
         delay_seconds=rules.delay_seconds(received_at, changed_at),
-        source=source,
+        source=change.source,
         fingerprint=fingerprint,
         extra=postback.extra,
-        delivery=delivery,
+        delivery=change.delivery,
         **flags,
     )
     return action, event
 
 
-def _take_values(action: Action, before: dict, proposed: dict, applied: bool, to_state, kind, changed_at, fingerprint):
-    """Set the action's values from the change: all of them when it applies; otherwise only what the
-    action does not know yet, and the money a reversal that did not carry it leaves to this change."""
-    if applied:
-        for name, value in proposed.items():
-            setattr(action, name, value)
-        action.money_changed_at = changed_at
-        action.money_fingerprint = fingerprint
-        return
+def _take_all(action: Action, proposed: dict, changed_at, fingerprint: str) -> None:
+    """The change applies: its values become the action's."""
+    for name, value in proposed.items():
+        setattr(action, name, value)
+    action.money_changed_at = changed_at
+    action.money_fingerprint = fingerprint
+
+
+def _take_unknown(action: Action, before: dict, proposed: dict) -> None:
+    """A superseded change still fills in what the action does not know yet."""
     for name, value in proposed.items():
         if before[name] in (None, ""):
             setattr(action, name, value)
-    if to_state == Lifecycle.REVERSED and kind != Lifecycle.REVERSED:
-        for name in _money_the_reversal_left(action, proposed, kind, changed_at, fingerprint):
-            setattr(action, name, proposed[name])
-
-
-def _money_the_reversal_left(action: Action, proposed: dict, kind: str, changed_at, fingerprint: str) -> list[str]:
-    """Money fields a reversal did not carry take the newest other change's values, whatever the arrival order.
-
-    (A reversal without Amount must not leave the amount of whichever modification happened to arrive before it.)
-    """
-    names = [name for name in ("amount", "payout") if proposed.get(name) is not None]
-    reversal = action.events.filter(kind=Lifecycle.REVERSED, applied=True).order_by("-seq").first()
-    if not names or reversal is None:
-        return []
-    others = list(
-        action.events.exclude(kind=Lifecycle.REVERSED)
-        .exclude(fingerprint=fingerprint)
-        .only("kind", "changed_at", "fingerprint", "amount", "payout")
-    )
-    rank = rules.rank(kind, changed_at, fingerprint)
-    return [
-        name
-        for name in names
-        if getattr(reversal, name) is None
-        and all(rank > rules.rank(e.kind, e.changed_at, e.fingerprint) for e in others if getattr(e, name) is not None)
-    ]

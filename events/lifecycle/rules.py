@@ -162,3 +162,22 @@ def deltas(postback: Postback, before: dict[str, Any], applied: bool, created: b
         if delta_payout is None and postback["payout"] is not None and before["payout"] is not None:
             delta_payout = postback["payout"] - before["payout"]
     return delta_amount, delta_payout
+
+
+def money_the_reversal_left(history: list, proposed: dict, kind: str, changed_at, fingerprint: str) -> list[str]:
+    """Money fields a reversal did not carry take the newest other change's values, whatever the
+    arrival order (a reversal without Amount must not leave the amount of whichever modification
+    happened to arrive before it). `history`: the action's events so far."""
+    names = [name for name in ("amount", "payout") if proposed.get(name) is not None]
+    reversals = [e for e in history if e.kind == Lifecycle.REVERSED and e.applied]
+    if not names or not reversals:
+        return []
+    reversal = max(reversals, key=lambda e: e.seq)
+    others = [e for e in history if e.kind != Lifecycle.REVERSED and e.fingerprint != fingerprint]
+    mine = rank(kind, changed_at, fingerprint)
+    return [
+        name
+        for name in names
+        if getattr(reversal, name) is None
+        and all(mine > rank(e.kind, e.changed_at, e.fingerprint) for e in others if getattr(e, name) is not None)
+    ]

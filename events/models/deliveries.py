@@ -210,6 +210,13 @@ class Delivery(models.Model):
             models.Index(fields=["-received_at"], name="delivery_received"),
             # Admin search by ActionId.
             models.Index(fields=["action_id"], name="delivery_action_id"),
+            # Processors: the received deliveries not processed yet, oldest first (a queue); also the
+            # backlog's size and age on the overview, /healthz and /metrics.
+            models.Index(
+                fields=["id"],
+                name="delivery_pending",
+                condition=models.Q(outcome="received", pruned_at__isnull=True),
+            ),
             # `manage.py prune`: deliveries received before the cutoff whose payload is still there.
             models.Index(
                 fields=["received_at"], name="delivery_unpruned_recv", condition=models.Q(pruned_at__isnull=True)

@@ -1,6 +1,15 @@
-"""Applying stored deliveries: parse, apply through the lifecycle, run the alert hook, keep the
-dashboard's rollups true, record each delivery's outcome. Replays go through the same code."""
+"""Applying stored deliveries, a batch at a time: claim, parse, apply through the lifecycle, run
+the alert hook, keep the dashboard's rollups true, record each delivery's outcome. Replays go
+through the same code; `manage.py process_deliveries` runs it in a loop."""
 
-from .deliveries import field_lookup, process, replay
+from .deliveries import BatchReport, field_lookup, pending, process_batch, process_next_batch, process_pending, replay
 
-__all__ = ["field_lookup", "process", "replay"]
+__all__ = [
+    "BatchReport",
+    "field_lookup",
+    "pending",
+    "process_batch",
+    "process_next_batch",
+    "process_pending",
+    "replay",
+]

@@ -1,5 +1,14 @@
-"""Applying a stored delivery: parse it (`impact`), apply it (`lifecycle`), run the alert hook,
-drop the rollups of the day it lands in, and record its outcome. Replays go through the same code.
+"""Applying stored deliveries, a batch at a time.
+
+The request path only stores a delivery (`received`) and answers. A processor then claims the
+received deliveries in id order (`select_for_update(skip_locked=True)` on PostgreSQL, so several
+processors on several hosts never take the same one; on SQLite the batch's IMMEDIATE transaction
+runs one writer at a time) and, in one transaction: parses each (`impact`), applies them through
+the lifecycle (`lifecycle.apply_batch`), runs the alert hook once, keeps the dashboard's rollups
+true and records every outcome. A delivery that raises is isolated: the batch is applied again one
+delivery at a time, and the one that raises is marked `failed` with its traceback while the rest
+commits. A lost connection rolls the whole batch back: its deliveries stay `received` and are taken
+again. Replays go through the same code.
 """
 
 from __future__ import annotations
@@ -7,18 +16,28 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from events import impact, lifecycle
-from events.alerts import after_apply
+from events.alerts import after_batch
 from events.impact import escape_nul
-from events.models import Delivery, Outcome, sql
+from events.models import ActionEvent, Delivery, Outcome
 from events.reporting import rollups
 
 logger = logging.getLogger(__name__)
+
+# A batch whose new action another processor created meanwhile is applied again (it then finds
+# the action); past this many tries it is applied one delivery at a time.
+CONCURRENT_CREATION_RETRIES = 3
+# The connection is gone: nothing can be recorded, the batch rolls back and is taken again later.
+CONNECTION_ERRORS = (OperationalError, InterfaceError)
 
 _lookup_cache: dict[tuple[str, ...], dict[str, str]] = {}
 
@@ -30,88 +49,173 @@ def field_lookup() -> dict[str, str]:
     return _lookup_cache[key]
 
 
-def process(delivery: Delivery) -> Delivery:
-    """Parse and apply a stored delivery; its outcome says what happened. Safe to call again (replay)."""
-    if delivery.pruned_at is not None:  # `manage.py prune` removed the payload: keep what it said
-        return delivery
-    started = time.monotonic()
-    delivery.attempts += 1
-    delivery.processed_at = timezone.now()
-    delivery.reason = ""
-    delivery.traceback = ""
-    try:
-        postback = impact.parse(
-            delivery.query_string, bytes(delivery.body), delivery.content_type, lookup=field_lookup()
-        )
-    except impact.InvalidPayload as exc:
-        delivery.outcome = Outcome.INVALID
-        delivery.reason = escape_nul(str(exc))
-        delivery.processing_ms = _elapsed_ms(started)
-        _record_outcome(delivery, _PROCESSED_FIELDS)
-        return delivery
-    except Exception as exc:  # a bug in the parser: keep the delivery for replay once fixed
-        return _failed(delivery, exc, started)
+@dataclass
+class BatchReport:
+    """What one batch did: deliveries processed, their outcomes, and how long it took."""
 
-    delivery.action_id = postback.action_id[:255]
-    try:
-        if lifecycle.can_create() and _create(postback, delivery, started):
-            return delivery
+    outcomes: Counter = field(default_factory=Counter)
+    milliseconds: int = 0
+
+    @property
+    def count(self) -> int:
+        return sum(self.outcomes.values())
+
+    def line(self) -> str:
+        outcomes = ", ".join(f"{name} {n}" for name, n in sorted(self.outcomes.items())) or "nothing"
+        return f"{self.count} deliveries in {self.milliseconds} ms: {outcomes}"
+
+
+def pending():
+    """Deliveries stored and not processed yet (served by the partial index delivery_pending)."""
+    return Delivery.objects.filter(outcome=Outcome.RECEIVED, pruned_at__isnull=True)
+
+
+def process_next_batch(size: int) -> BatchReport | None:
+    """Claim up to `size` received deliveries, oldest first, and apply them; None when none waits."""
+    with transaction.atomic():
+        claimed = pending().order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            claimed = claimed.select_for_update(skip_locked=True)
+        deliveries = list(claimed[:size])
+        if not deliveries:
+            return None
+        report = process_batch(deliveries)
+    logger.info("batch: %s", report.line())
+    return report
+
+
+def process_pending(size: int | None = None) -> BatchReport:
+    """Apply every delivery waiting now (or claimed by no other processor), batch after batch."""
+    total = BatchReport()
+    while (report := process_next_batch(size or settings.PROCESSING_BATCH_SIZE)) is not None:
+        total.outcomes.update(report.outcomes)
+        total.milliseconds += report.milliseconds
+    return total
+
+
+def replay(deliveries, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Process stored deliveries again, through the same code, in id order; counts outcomes.
+    Applied ones stay applied; pruned ones keep what they said. `progress(done, total)` after
+    each batch."""
+    counts: Counter = Counter()
+    ids = list(deliveries.order_by("id").values_list("id", flat=True))
+    size = settings.PROCESSING_BATCH_SIZE
+    for start in range(0, len(ids), size):
         with transaction.atomic():
-            result = lifecycle.apply(postback, received_at=delivery.received_at, delivery=delivery)
-            after_apply(result)  # a late postback's alert; the answer to a change the API reported
-            delivery.outcome = result.outcome
-            delivery.event = result.event
-            delivery.processing_ms = _elapsed_ms(started)
-            _record_outcome(delivery, [*_PROCESSED_FIELDS, "action_id", "event"])
-    except Exception as exc:
-        return _failed(delivery, exc, started)
-    return delivery
+            chunk = list(Delivery.objects.select_for_update().filter(pk__in=ids[start : start + size]).order_by("id"))
+            counts.update(process_batch(chunk).outcomes)
+        if progress is not None:
+            progress(min(start + size, len(ids)), len(ids))
+    return dict(counts)
 
 
-def _create(postback: impact.Postback, delivery: Delivery, started: float) -> bool:
-    """The first postback of an action, when nothing else is to be done for it, in one statement
-    (lifecycle.create) with its outcome; False if it is not that, and nothing was written."""
-    delivery.outcome = Outcome.APPLIED
-    delivery.processing_ms = _elapsed_ms(started)  # up to the statement that writes it
-    fields = [*_PROCESSED_FIELDS, "action_id"]
-    created = lifecycle.create(postback, received_at=delivery.received_at, delivery=delivery, outcome_fields=fields)
-    if created is None:
-        delivery.outcome = Outcome.RECEIVED
-        return False
-    rollups.changed(delivery.received_at)
-    return True
+def process_batch(deliveries: list[Delivery]) -> BatchReport:
+    """Parse and apply claimed deliveries (locked, in id order) and record their outcomes, inside
+    the caller's transaction."""
+    started = time.monotonic()
+    pruned = Counter(d.outcome for d in deliveries if d.pruned_at is not None)  # no payload left: they keep it
+    deliveries = [d for d in deliveries if d.pruned_at is None]
+    for attempt in range(CONCURRENT_CREATION_RETRIES):
+        try:
+            with transaction.atomic():
+                outcomes = _apply(deliveries, started)
+            break
+        except IntegrityError:
+            if attempt + 1 < CONCURRENT_CREATION_RETRIES:
+                continue  # another processor created one of the batch's actions: it is found now
+            outcomes = _apply_one_by_one(deliveries, started)
+        except CONNECTION_ERRORS:
+            raise
+        except Exception:
+            outcomes = _apply_one_by_one(deliveries, started)
+            break
+    return BatchReport(outcomes + pruned, _elapsed_ms(started))
 
 
-def _failed(delivery: Delivery, exc: Exception, started: float) -> Delivery:
+def _apply_one_by_one(deliveries: list[Delivery], started: float) -> Counter:
+    """Each delivery in a savepoint of its own: the one that raises is marked failed, the rest commit."""
+    outcomes: Counter = Counter()
+    for delivery in deliveries:
+        try:
+            with transaction.atomic():
+                outcomes.update(_apply([delivery], started))
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as exc:
+            _failed(delivery, exc, started)
+            outcomes[Outcome.FAILED] += 1
+    return outcomes
+
+
+def _apply(deliveries: list[Delivery], started: float) -> Counter:
+    """The batch in one go: parse, apply, hook, outcomes. Raises on any error (nothing is kept)."""
+    changes, invalid = [], []
+    for delivery in deliveries:
+        try:
+            postback = impact.parse(
+                delivery.query_string, bytes(delivery.body), delivery.content_type, lookup=field_lookup()
+            )
+        except impact.InvalidPayload as exc:
+            delivery.reason = escape_nul(str(exc))
+            invalid.append(delivery)
+            continue
+        delivery.action_id = postback.action_id[:255]
+        changes.append(lifecycle.Change(postback, delivery.received_at, delivery))
+        logger.debug("delivery %s: action %s", delivery.pk, delivery.action_id)
+    results = lifecycle.apply_batch(changes) if changes else []
+    after_batch(results)
+    rollups.changed(*(d.received_at for d in deliveries))
+    return _record_outcomes(changes, results, invalid, _elapsed_ms(started) // max(1, len(deliveries)))
+
+
+def _record_outcomes(changes, results, invalid: list[Delivery], share_ms: int) -> Counter:
+    """Applied deliveries in one UPDATE (each one's event points at it); the rest, fewer, row by row."""
+    now = timezone.now()
+    common = {"processed_at": now, "processing_ms": share_ms, "traceback": ""}
+    applied = [c.delivery.pk for c, r in zip(changes, results, strict=True) if r.outcome == Outcome.APPLIED]
+    if applied:
+        created = ActionEvent.objects.filter(delivery=OuterRef("pk"))
+        Delivery.objects.filter(pk__in=applied).update(
+            outcome=Outcome.APPLIED,
+            reason="",
+            event_id=Subquery(created.values("id")[:1]),
+            action_id=Subquery(created.values("action__action_id")[:1]),
+            attempts=F("attempts") + 1,
+            **common,
+        )
+    others = []
+    for change, result in zip(changes, results, strict=True):
+        if result.outcome != Outcome.APPLIED:
+            delivery = change.delivery
+            delivery.outcome, delivery.event, delivery.reason = result.outcome, result.event, ""
+            others.append(delivery)
+    for delivery in invalid:
+        delivery.outcome, delivery.event = Outcome.INVALID, None
+        others.append(delivery)
+    for delivery in others:
+        delivery.processed_at, delivery.processing_ms, delivery.traceback = now, share_ms, ""
+        delivery.attempts += 1  # the row is locked: no one else counts meanwhile
+    if others:
+        Delivery.objects.bulk_update(others, ["outcome", "event", "reason", "action_id", "attempts", *common])
+    outcomes = Counter(r.outcome for r in results)
+    outcomes[Outcome.INVALID] += len(invalid)
+    return +outcomes
+
+
+def _failed(delivery: Delivery, exc: Exception, started: float) -> None:
     """Record a processing error with its traceback (call from an `except` block)."""
     logger.exception("delivery %s failed", delivery.pk)
-    delivery.outcome = Outcome.FAILED
-    delivery.event = None
-    delivery.reason = escape_nul(f"{type(exc).__name__}: {exc}")[:2000]
-    delivery.traceback = escape_nul(traceback.format_exc())[-20_000:]
-    delivery.processing_ms = _elapsed_ms(started)
-    # If the database is gone this raises too: the view answers 503, the delivery stays
-    # `received` (replayable) and impact.com's retry is deduplicated.
-    _record_outcome(delivery, [*_PROCESSED_FIELDS, "action_id", "event"])
-    return delivery
-
-
-def _record_outcome(delivery: Delivery, fields: list[str]) -> None:
-    sql.update(delivery, fields)
-    rollups.changed(delivery.received_at)  # a replay changes a day the overview may have counted
-
-
-_PROCESSED_FIELDS = ["outcome", "reason", "traceback", "attempts", "processed_at", "processing_ms"]
+    Delivery.objects.filter(pk=delivery.pk).update(
+        outcome=Outcome.FAILED,
+        event=None,
+        reason=escape_nul(f"{type(exc).__name__}: {exc}")[:2000],
+        traceback=escape_nul(traceback.format_exc())[-20_000:],
+        processed_at=timezone.now(),
+        processing_ms=_elapsed_ms(started),
+        attempts=delivery.attempts + 1,
+        action_id=delivery.action_id,
+    )
 
 
 def _elapsed_ms(started: float) -> int:
     return max(0, round((time.monotonic() - started) * 1000))
-
-
-def replay(deliveries) -> dict[str, int]:
-    """Process stored deliveries again; counts outcomes. Applied ones stay applied."""
-    counts: dict[str, int] = {}
-    for delivery in deliveries.iterator(chunk_size=500):
-        outcome = process(delivery).outcome
-        counts[outcome] = counts.get(outcome, 0) + 1
-    return counts

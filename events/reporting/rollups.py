@@ -307,13 +307,15 @@ def _lock() -> None:
     sql.advisory_xact_lock(LOCK_KEY)
 
 
-def changed(received_at: datetime, now: datetime | None = None) -> None:
-    """An event or a delivery outcome received at `received_at` was just written: drop the rollups of
-    its day if it may be closed. Call it after the write, inside its transaction or after it committed.
-    Costs nothing (no query) for a write less than LATE_WRITE after `received_at`."""
-    if received_at > (now or timezone.now()) - LATE_WRITE:
-        return
-    forget(received_at, received_at)
+def changed(*received_at: datetime, now: datetime | None = None) -> None:
+    """Events or delivery outcomes received at these times were just written: drop the rollups of
+    their days if they may be closed (one statement for a whole batch). Call it after the writes,
+    inside their transaction or after it committed. Costs nothing (no query) for writes less than
+    LATE_WRITE after their `received_at`."""
+    limit = (now or timezone.now()) - LATE_WRITE
+    old = [moment for moment in received_at if moment <= limit]
+    if old:
+        forget(min(old), max(old))
 
 
 def forget(start: datetime | None = None, end: datetime | None = None) -> int:

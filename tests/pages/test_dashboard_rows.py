@@ -54,7 +54,7 @@ def test_a_delivery_row_escapes_its_reason_and_offers_replay_to_staff_only():
 
 
 def test_an_action_id_with_a_line_break_has_a_working_page(staff_client, send):
-    assert send(ActionId="A\nB", CampaignId="10\n01").json()["outcome"] == "applied"
+    assert send(ActionId="A\nB", CampaignId="10\n01").delivery.outcome == "applied"
     link = action_path("A\nB")
     assert reverse("action", args=["A\nB"]) == link
     assert staff_client.get(link).status_code == 200

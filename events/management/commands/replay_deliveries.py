@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from events.models import Delivery, Outcome
-from events.processing import process
+from events.processing import replay
 
 
 class Command(BaseCommand):
@@ -31,11 +31,6 @@ class Command(BaseCommand):
                 raise CommandError(f"no delivery with id {', '.join(map(str, sorted(missing)))}")
         total = deliveries.count()
         self.stdout.write(f"Replaying {total} deliveries...")
-        counts: dict[str, int] = {}
-        for done, delivery in enumerate(deliveries.order_by("id").iterator(chunk_size=500), start=1):
-            result = process(delivery).outcome
-            counts[result] = counts.get(result, 0) + 1
-            if done % 1000 == 0:
-                self.stdout.write(f"  {done}/{total}")
+        counts = replay(deliveries, progress=lambda done, total: self.stdout.write(f"  {done}/{total}"))
         summary = ", ".join(f"{name}: {n}" for name, n in sorted(counts.items())) or "nothing to do"
         self.stdout.write(self.style.SUCCESS(f"Done: {summary}"))

@@ -1,0 +1,77 @@
+import logging
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, close_old_connections
+
+from events.processing import pending, process_next_batch
+
+logger = logging.getLogger("events.processing")
+
+# Idle, a processor looks for new deliveries this often (an indexed look at the pending ones).
+POLL_SECONDS = 0.2
+# After a database error, it tries again after this long.
+RETRY_SECONDS = 2.0
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Apply stored postbacks: claim received deliveries in id order, a batch at a time, and apply each "
+        "batch in one transaction. Several processors (on several hosts) share the work on PostgreSQL. "
+        "Loops until SIGTERM/SIGINT; --once applies everything pending and exits."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="Apply everything pending, then exit 0.")
+        parser.add_argument(
+            "--batch",
+            type=positive_int,
+            default=settings.PROCESSING_BATCH_SIZE,
+            help=f"Deliveries per batch (default PROCESSING_BATCH_SIZE, {settings.PROCESSING_BATCH_SIZE}).",
+        )
+
+    def handle(self, *args, once=False, batch=None, **options):
+        self.stop = threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._stop)
+        if once:
+            self._drain(batch)
+            return
+        logger.info("processor started: batches of %s, looking for new deliveries every %s s", batch, POLL_SECONDS)
+        while not self.stop.is_set():
+            try:
+                if process_next_batch(batch) is None:
+                    self.stop.wait(POLL_SECONDS)
+            except DatabaseError as exc:
+                logger.error("database error, retrying in %s s: %s", RETRY_SECONDS, exc)
+                close_old_connections()
+                self.stop.wait(RETRY_SECONDS)
+        logger.info("processor stopped")
+
+    def _drain(self, batch: int) -> None:
+        total = 0
+        while not self.stop.is_set():
+            try:
+                report = process_next_batch(batch)
+            except DatabaseError as exc:
+                raise CommandError(f"database error: {exc}") from exc
+            if report is None:
+                break
+            total += report.count
+            self.stdout.write(report.line())
+        left = pending().count()
+        self.stdout.write(f"Applied {total} deliveries; {left} still waiting.")
+
+    def _stop(self, signum, frame):
+        logger.info("signal %s: stopping after the current batch", signum)
+        self.stop.set()
