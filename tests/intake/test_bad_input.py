@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from events.models import Delivery, Outcome
 from events.processing import process_pending
-from tests import inputs_tried
 from tests.conftest import ENDPOINT, postback_params
+from tests.intake import inputs_tried
 
 TRIED: Counter[str] = Counter()
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from postbacks_site.wsgi import application
-from tests import inputs_tried
+from tests.intake import inputs_tried
 
 CALLS: Counter[str] = Counter()
 

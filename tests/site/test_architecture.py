@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("events", "dashboard", "postbacks_site")
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection, transaction
 
 from events.reporting import rollups
-from tests.test_rollups import NOW, add_events, event, tracked
+from tests.reporting.test_rollups import NOW, add_events, event, tracked
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

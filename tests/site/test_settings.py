@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import is_postgres, postback_params
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 PRODUCTION = {
     "PRODUCTION": "true",
     "SECRET_KEY": secrets.token_urlsafe(50),
