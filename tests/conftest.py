@@ -48,6 +48,18 @@ def _plain_static_files(settings):
 
 
 @pytest.fixture
+def later(monkeypatch):
+    """Moves this worker's monotonic clock forward by hand: `later(seconds)`."""
+    now = [1000.0]
+    monkeypatch.setattr(credentials, "clock", lambda: now[0])
+
+    def _later(seconds: float = credentials.AUTH_CONFIG_MAX_AGE + 0.01) -> None:
+        now[0] += seconds
+
+    return _later
+
+
+@pytest.fixture
 def credential(db):
     """An active credential; `credential.secret` is the plain secret."""
     cred, secret = Credential.create_with_secret(label="test")

@@ -52,6 +52,7 @@ class AuthConfig:
 # refused everywhere within that time; a refusal is always decided again from a fresh read, so a
 # credential just created is accepted at once.
 AUTH_CONFIG_MAX_AGE = 1.0
+clock = time.monotonic  # seconds, for the age of this process's copy
 
 _auth_config: AuthConfig | None = None
 
@@ -59,11 +60,11 @@ _auth_config: AuthConfig | None = None
 def auth_config(*, refresh: bool = False) -> AuthConfig:
     global _auth_config
     config = _auth_config
-    if refresh or config is None or time.monotonic() - config.loaded_at > AUTH_CONFIG_MAX_AGE:
+    if refresh or config is None or clock() - config.loaded_at > AUTH_CONFIG_MAX_AGE:
         config = _auth_config = AuthConfig(
             credentials=tuple(Credential.objects.filter(active=True)),
             networks=tuple(sorted(AllowedNetwork.objects.filter(active=True).values_list("cidr", flat=True))),
-            loaded_at=time.monotonic(),
+            loaded_at=clock(),
         )
     return config
 

@@ -44,9 +44,9 @@ class CredentialScheme(OpenApiAuthenticationExtension):
 class OutcomeSerializer(serializers.Serializer):
     delivery = serializers.IntegerField(help_text="The stored delivery's id.")
     outcome = serializers.ChoiceField(
-        choices=[Outcome.APPLIED, Outcome.DUPLICATE, Outcome.INVALID, Outcome.FAILED],
-        help_text="applied: a new event; duplicate: a retry of one already applied; invalid: kept with the "
-        "reason, fix the mapping and replay; failed: a processing error, kept with its traceback for replay.",
+        choices=[Outcome.RECEIVED],
+        help_text="received: stored and committed; a processor applies it within a second or so (its outcome "
+        "then shows on the deliveries page and in GET /api/actions/).",
     )
 
 
@@ -90,9 +90,9 @@ BODY = {
 RESPONSES = {
     200: OpenApiResponse(
         OutcomeSerializer,
-        description="Stored; the outcome says what happened. Invalid and failed deliveries also answer 200: "
-        "a retry of the same bytes cannot succeed.",
-        examples=[OpenApiExample("applied", value={"delivery": 42, "outcome": "applied"})],
+        description="Stored and committed, nothing else: the postback is applied afterwards, in a batch. "
+        "A payload that turns out invalid is kept with its reason: a retry of the same bytes cannot succeed.",
+        examples=[OpenApiExample("received", value={"delivery": 42, "outcome": "received"})],
     ),
     401: OpenApiResponse(RefusalSerializer, description="No valid credential; counted and recorded (no secret)."),
     403: OpenApiResponse(RefusalSerializer, description="The source address is not in the allow-list."),

@@ -12,6 +12,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
 from events.models import Delivery
+from events.processing import process_pending
 from postbacks_site.wsgi import application
 from tests.conftest import postback_params
 
@@ -50,7 +51,9 @@ def call_chunked(credential, body: bytes):
 def test_a_chunked_json_postback_is_stored_with_its_body_and_applied(credential):
     body = json.dumps(postback_params("CHUNKED1")).encode()
     code, answer = call_chunked(credential, body)
-    assert (code, answer["outcome"]) == (200, "applied")
+    assert (code, answer["outcome"]) == (200, "received")
+    process_pending()
+    assert Delivery.objects.get(pk=answer["delivery"]).outcome == "applied"
     assert bytes(Delivery.objects.get(pk=answer["delivery"]).body) == body
 
 

@@ -19,7 +19,7 @@ from events import impact, lifecycle
 from events.intake import endpoint
 from events.models import Action, ActionEvent, Delivery
 from events.processing import process_pending
-from tests.conftest import ENDPOINT, postback_params
+from tests.conftest import ENDPOINT, postback_params, processed
 
 
 def delivery_of(response) -> Delivery:
@@ -283,11 +283,13 @@ scalars = st.one_of(
     content_type=st.sampled_from(["application/json", "application/xml", "application/x-www-form-urlencoded", ""]),
 )
 def test_any_request_is_answered_200_and_stored_never_failed(client, credential, query, body, content_type):
-    response = client.post(
-        f"{ENDPOINT}?{query}",
-        data=body,
-        content_type=content_type,
-        headers={credential.header_name: credential.secret},
+    response = processed(
+        client.post(
+            f"{ENDPOINT}?{query}",
+            data=body,
+            content_type=content_type,
+            headers={credential.header_name: credential.secret},
+        )
     )
     assert response.status_code == 200, response.content
     assert response.delivery.outcome in ("applied", "duplicate", "invalid")

@@ -1,13 +1,11 @@
-from events.models import Action, ActionEvent, Delivery
+from events.models import Action, ActionEvent
 
 
 def test_tracked_postback_is_stored_and_applied(send):
     response = send()
     assert response.status_code == 200, response.content
-    body = response.json()
-    assert body["outcome"] == "applied"
-    delivery = Delivery.objects.get(pk=body["delivery"])
-    assert delivery.outcome == "applied"
+    assert response.json() == {"delivery": response.delivery.pk, "outcome": "received"}
+    assert response.delivery.outcome == "applied"
     action = Action.objects.get(action_id="A1")
     assert action.state == "tracked"
     assert str(action.payout) == "10.000000"
@@ -17,7 +15,6 @@ def test_tracked_postback_is_stored_and_applied(send):
 
 def test_same_postback_twice_is_a_duplicate(send):
     send()
-    second = send().json()
-    assert second["outcome"] == "duplicate"
+    assert send().delivery.outcome == "duplicate"
     assert ActionEvent.objects.count() == 1
     assert ActionEvent.objects.get().duplicate_count == 1

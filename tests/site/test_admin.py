@@ -85,7 +85,9 @@ def test_an_invalid_header_name_is_refused(admin_client, header_name):
     assert not Credential.objects.exists()
 
 
-def test_editing_a_credential_without_a_secret_keeps_it_and_a_new_one_replaces_it(admin_client, client, credential):
+def test_editing_a_credential_without_a_secret_keeps_it_and_a_new_one_replaces_it(
+    admin_client, client, credential, later
+):
     url = f"/admin/events/credential/{credential.pk}/change/"
     admin_client.post(url, credential_form(label="renamed"))
     credential.refresh_from_db()
@@ -93,6 +95,7 @@ def test_editing_a_credential_without_a_secret_keeps_it_and_a_new_one_replaces_i
     assert postback(client, credential.secret).status_code == 200
 
     admin_client.post(url, credential_form(secret="a-brand-new-secret-value-42"))
+    later()  # every worker reads the credentials again within AUTH_CONFIG_MAX_AGE
     assert postback(client, credential.secret, ActionId="A2").status_code == 401
     assert postback(client, "a-brand-new-secret-value-42", ActionId="A3").status_code == 200
 
