@@ -1,4 +1,5 @@
-"""`GET /api/actions/?ids=A,B`: read-only action states and histories (for `simulate_postbacks --verify`).
+"""`GET /api/actions/?ids=A,B`: read-only action states and histories, and how many deliveries wait to be
+applied (for `simulate_postbacks --verify`).
 
 For staff (session) or a caller holding an active postback credential (in its header), so the
 simulator can verify a remote instance with the token it already sends postbacks with.
@@ -14,7 +15,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events.models import Action
+from events.models import Action, Delivery, Outcome
 
 from .credentials import Authenticated, Refusal, authenticate
 
@@ -93,4 +94,6 @@ class ActionStateView(APIView):
         actions = Action.objects.filter(action_id__in=ids).prefetch_related("events")
         found = [action_state(action) for action in actions]
         known = {item["action_id"] for item in found}
-        return Response({"actions": found, "missing": [i for i in ids if i not in known]})
+        # `pending`: deliveries stored but not applied yet, so a caller knows whether to ask again.
+        pending = Delivery.objects.filter(outcome=Outcome.RECEIVED, pruned_at__isnull=True).count()
+        return Response({"actions": found, "missing": [i for i in ids if i not in known], "pending": pending})

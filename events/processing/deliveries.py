@@ -93,6 +93,23 @@ def process_pending(size: int | None = None) -> BatchReport:
     return total
 
 
+def apply_now(delivery_ids: list[int], timeout: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    """For callers that want an outcome (the setup page's test postback): apply these deliveries
+    unless a processor has claimed them already, in which case wait for it, up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with transaction.atomic():
+            claimed = pending().filter(pk__in=delivery_ids).order_by("id")
+            if connection.features.has_select_for_update_skip_locked:
+                claimed = claimed.select_for_update(skip_locked=True)
+            claimed = list(claimed)
+            if claimed:
+                process_batch(claimed)
+        if not pending().filter(pk__in=delivery_ids).exists() or time.monotonic() >= deadline:
+            return
+        sleep(0.1)
+
+
 def replay(deliveries, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Process stored deliveries again, through the same code, in id order; counts outcomes.
     Applied ones stay applied; pruned ones keep what they said. `progress(done, total)` after

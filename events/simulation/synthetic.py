@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from events.models import Action, Brand, Credential, Delivery
+from events.processing import apply_now
 from events.reporting import rollups
 
 from . import world
@@ -111,6 +112,7 @@ def send_test_postback(endpoint: str, method: str = "get", header: str | None = 
     except (ValueError, AttributeError):
         delivery_id = None
     if delivery_id:
+        apply_now([delivery_id])  # the page shows what became of it
         outcome.delivery = Delivery.objects.filter(pk=delivery_id).select_related("event").first()
     return outcome
 

@@ -4,8 +4,9 @@ compared with the simulated truth: `lost / wrong / duplicated`."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -13,13 +14,21 @@ from urllib.parse import urlencode
 
 from events.intake.actions_api import action_state
 from events.models import Action
+from events.processing import pending, process_pending
 
 from .sender import Target
 from .world import REVERSED, TRACKED, Expected
 
 
-def read_state_orm(action_ids: Iterable[str]) -> dict[str, dict]:
-    """The receiver's actions and histories, straight from the database (same project)."""
+def read_state_orm(action_ids: Iterable[str], timeout: float = 60, sleep: Callable[[float], None] = time.sleep) -> dict:
+    """The receiver's actions and histories, straight from the database (same project), once every
+    delivery stored is applied: what is pending is applied here, as a processor would (one that
+    runs meanwhile keeps its own batches), then the rest is waited for, up to `timeout` seconds."""
+    process_pending()
+    deadline = time.monotonic() + timeout
+    while pending().exists() and time.monotonic() < deadline:
+        sleep(0.2)
+        process_pending()
     ids = list(action_ids)
     state: dict[str, dict] = {}
     for start in range(0, len(ids), 500):
@@ -29,11 +38,29 @@ def read_state_orm(action_ids: Iterable[str]) -> dict[str, dict]:
     return state
 
 
-def read_state_http(api_url: str, token: str, header: str, action_ids: Iterable[str], timeout: float = 30) -> dict:
-    """The same, through `GET /api/actions/?ids=...` (staff session or a credential in its header)."""
-    target = Target(api_url, token, header=header)
+def read_state_http(
+    api_url: str,
+    token: str,
+    header: str,
+    action_ids: Iterable[str],
+    timeout: float = 30,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
+    """The same, through `GET /api/actions/?ids=...` (staff session or a credential in its header),
+    asked again while the receiver says deliveries are still waiting to be applied, up to `timeout`."""
     ids = list(action_ids)
+    deadline = time.monotonic() + timeout
+    while True:
+        state, waiting = _read_http(api_url, token, header, ids, timeout)
+        if not waiting or time.monotonic() >= deadline:
+            return state
+        sleep(0.5)
+
+
+def _read_http(api_url: str, token: str, header: str, ids: list[str], timeout: float) -> tuple[dict, int]:
+    target = Target(api_url, token, header=header)
     state: dict[str, dict] = {}
+    waiting = 0
     conn = target.connect(timeout)
     try:
         for start in range(0, len(ids), 100):
@@ -43,11 +70,13 @@ def read_state_http(api_url: str, token: str, header: str, action_ids: Iterable[
             body = response.read()
             if response.status != 200:
                 raise RuntimeError(f"{api_url} answered {response.status}: {body[:300]!r}")
-            for item in json.loads(body)["actions"]:
+            answer = json.loads(body)
+            waiting = max(waiting, answer.get("pending", 0))
+            for item in answer["actions"]:
                 state[item["action_id"]] = item
     finally:
         conn.close()
-    return state
+    return state, waiting
 
 
 @dataclass

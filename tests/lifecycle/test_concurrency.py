@@ -1,4 +1,6 @@
-"""Postbacks for the same action processed at the same time on PostgreSQL, from threads with real connections."""
+"""Postbacks for the same actions applied at the same time on PostgreSQL by several processors, from
+threads with real connections: each thread sends its postback, then works as a processor (batches of
+one), so processors race on the same actions, new ones included."""
 
 from __future__ import annotations
 
@@ -12,35 +14,13 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from events import lifecycle
 from events.models import Action, ActionEvent, Brand, Delivery, RefusalCounter, RefusedAttempt
+from events.processing import process_pending
 from tests.conftest import ENDPOINT, postback_params
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True, params=["transaction", "one statement"])
-def first_postbacks(request, settings, monkeypatch):
-    """Every test both ways. The fixed dates make each postback late, so each goes through
-    lifecycle.apply(); with no delay alert (a threshold of years) an action's first postback is
-    written in one statement by lifecycle.create(), racing the others on the ActionId."""
-    one_statement = request.param == "one statement"
-    if one_statement:
-        settings.DELAY_ALERT_AFTER_MINUTES = 10**7
-    written, real = [], lifecycle.create
-
-    def spy(*args, **kwargs):
-        result = real(*args, **kwargs)
-        if result is not None:
-            written.append(result)
-        return result
-
-    monkeypatch.setattr(lifecycle, "create", spy)
-    yield
-    if Action.objects.exists():  # the way asked for was the way taken
-        assert bool(written) == one_statement
 
 
 def send_concurrently(credential, params_list: list[dict[str, str]]) -> list[tuple[int, dict]]:
@@ -54,7 +34,10 @@ def send_concurrently(credential, params_list: list[dict[str, str]]) -> list[tup
             barrier.wait(timeout=10)
             headers = {} if "token" in params else {credential.header_name: credential.secret}
             response = client.get(f"{ENDPOINT}?{urlencode(params)}", headers=headers)
-            results[i] = (response.status_code, response.json())
+            body = response.json()
+            barrier.wait(timeout=10)  # every postback stored: now as many processors at once
+            process_pending(size=1)
+            results[i] = (response.status_code, body)
         except Exception as exc:  # reported by the assertions below
             results[i] = (0, {"error": repr(exc)})
         finally:
@@ -66,6 +49,9 @@ def send_concurrently(credential, params_list: list[dict[str, str]]) -> list[tup
     for thread in threads:
         thread.join(timeout=60)
     assert not any(thread.is_alive() for thread in threads), "a postback never finished (deadlock?)"
+    for _, body in results:  # as every processor left it
+        if "delivery" in body:
+            body["outcome"] = Delivery.objects.get(pk=body["delivery"]).outcome
     return results
 
 
@@ -81,6 +67,7 @@ def events_of(action_id: str) -> list[ActionEvent]:
 
 def test_two_changes_to_the_same_action_at_the_same_time_both_land(client, credential):
     client.get(f"{ENDPOINT}?{urlencode(postback_params())}", headers={credential.header_name: credential.secret})
+    process_pending()
     results = send_concurrently(credential, [modification(10, "110.00"), modification(20, "120.00")])
     assert [status for status, _ in results] == [200, 200], results
     assert [body["outcome"] for _, body in results] == ["applied", "applied"]
@@ -134,6 +121,7 @@ def test_changes_to_two_actions_crossing_each_other_do_not_deadlock(client, cred
             f"{ENDPOINT}?{urlencode(postback_params(action_id=action_id))}",
             headers={credential.header_name: credential.secret},
         )
+    process_pending()
     params = []
     for i in range(1, 5):
         for action_id in ("X", "Y"):
@@ -176,3 +164,52 @@ def test_a_burst_of_refused_postbacks_is_refused_and_counted_not_an_error(creden
     assert [status for status, _ in results] == [401] * 8, results
     assert RefusalCounter.objects.get(reason="invalid_credential").count == 8
     assert RefusedAttempt.objects.count() == 8
+
+
+def test_two_processors_over_the_same_backlog_apply_every_delivery_exactly_once(credential):
+    """5,000 stored postbacks (new actions, their modifications, reversals and retries, in arrival
+    order), then two processors at once: no deadlock, each delivery taken once, the histories whole."""
+    params = []
+    for n in range(1250):
+        action = f"B{n}"
+        params.append(postback_params(action_id=action))
+        params.append({**modification(1, "101.00"), "ActionId": action})
+        params.append(
+            {
+                **postback_params(action_id=action),
+                "Status": "REVERSED",
+                "Payout": "0",
+                "UpdateDate": (CREATED + timedelta(minutes=2)).isoformat(),
+            }
+            if n % 4 == 0
+            else postback_params(action_id=action)
+        )
+        params.append({**modification(3, "103.00"), "ActionId": action})
+    # Stored as the endpoint stores them (the endpoint's own tests cover the request path).
+    Delivery.objects.bulk_create(
+        [Delivery(method="GET", path=ENDPOINT, query_string=urlencode(one), credential=credential) for one in params]
+    )
+    errors: list[Exception] = []
+
+    def processor():
+        try:
+            process_pending(size=100)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=processor) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads), "a processor never finished (deadlock?)"
+    assert errors == []
+    assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}  # none taken twice
+    outcomes = sorted(Delivery.objects.values_list("outcome", flat=True))
+    assert outcomes.count("duplicate") == 1250 - 313 and outcomes.count("applied") == 5000 - (1250 - 313)
+    assert ActionEvent.objects.count() == 5000 - (1250 - 313)
+    assert Action.objects.count() == 1250
+    for action in Action.objects.filter(action_id__in=["B0", "B1", "B1249"]):
+        assert [e.seq for e in events_of(action.action_id)] == list(range(1, action.event_count + 1))
