@@ -242,7 +242,7 @@ def fill(schema: str, size: int) -> None:
 
 def pages(schema: str) -> list[tuple[str, str]]:
     """The pages to time, with targets found in this schema's data (not timed)."""
-    from dashboard.cursor import Cursor
+    from dashboard.paging import Cursor
     from events.models import Action, ActionEvent, Brand
 
     brand = Brand.objects.get(campaign_id="5001")

@@ -1,3 +1,5 @@
+"""The dashboard's Django app: its template tags and URLs, no models of its own."""
+
 from django.apps import AppConfig
 
 

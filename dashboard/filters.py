@@ -1,4 +1,4 @@
-"""django-filter FilterSets for the brand timeline and the deliveries log.
+"""django-filter FilterSets for the brand timeline, the deliveries log and the refused attempts.
 
 Date filters are whole days in the display time zone. Invalid values show an error
 beside their field and are ignored, so the page still answers.
@@ -11,10 +11,9 @@ from datetime import timedelta
 import django_filters
 from django import forms
 
+from events.common.times import day_start
 from events.impact import Lifecycle
 from events.models import Action, ActionEvent, Delivery, Outcome, RefusalReason, RefusedAttempt
-
-from .periods import day_start
 
 
 class CheckboxFilter(django_filters.BooleanFilter):

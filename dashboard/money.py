@@ -1,4 +1,4 @@
-"""Money formatting, pure Python: amounts with their currency, signed deltas, totals per currency."""
+"""Money formatting, pure Python: amounts with their currency, signed deltas, plain amounts for CSV."""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
+from events.common.times import day_start
+
 PRESETS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT = "7d"
 MAX_CUSTOM_DAYS = 366
@@ -46,10 +48,6 @@ def _advance(moment: datetime, step: timedelta, tz: tzinfo) -> datetime:
     if step >= timedelta(days=1):  # calendar days, whatever daylight saving does
         return datetime.combine(moment.date() + timedelta(days=1), time(), tzinfo=tz)
     return (moment.astimezone(tz) + step).astimezone(tz)
-
-
-def day_start(day: date, tz: tzinfo) -> datetime:
-    return datetime.combine(day, time(), tzinfo=tz)
 
 
 def parse_period(key: str | None, start: str | None, end: str | None, *, now: datetime, tz: tzinfo) -> Period:

@@ -1,7 +1,9 @@
+"""The dashboard's URLs: every page by name, each served by its page family in `dashboard.views`."""
+
 from django.urls import path, register_converter
 from django.urls.converters import PathConverter
 
-from . import alerts, setup, views
+from .views import actions, alerts, brands, deliveries, overview, setup
 
 
 class AnyTextConverter(PathConverter):
@@ -13,13 +15,13 @@ class AnyTextConverter(PathConverter):
 register_converter(AnyTextConverter, "anytext")
 
 urlpatterns = [
-    path("", views.overview, name="overview"),
-    path("brands/", views.brands, name="brands"),
-    path("brands/<anytext:campaign_id>/", views.brand_timeline, name="brand"),
-    path("actions/<anytext:action_id>/", views.action_detail, name="action"),
-    path("deliveries/", views.deliveries, name="deliveries"),
-    path("deliveries/replay/", views.replay, name="replay"),
-    path("deliveries/refused/", views.refused, name="refused"),
+    path("", overview.overview, name="overview"),
+    path("brands/", brands.brands, name="brands"),
+    path("brands/<anytext:campaign_id>/", brands.brand_timeline, name="brand"),
+    path("actions/<anytext:action_id>/", actions.action_detail, name="action"),
+    path("deliveries/", deliveries.deliveries, name="deliveries"),
+    path("deliveries/replay/", deliveries.replay, name="replay"),
+    path("deliveries/refused/", deliveries.refused, name="refused"),
     path("setup/", setup.setup, name="setup"),
     path("setup/test-postback/", setup.send_test_postback, name="setup-test-postback"),
     path("setup/test-postback/remove/", setup.remove_test_postback, name="setup-test-postback-remove"),

@@ -1,0 +1,1 @@
+"""Template tags of the dashboard, loaded as `{% load dashboard %}` (templatetags/dashboard.py)."""

@@ -1,4 +1,5 @@
-"""Template filters: money with currency, times in the display zone, delays and their badges."""
+"""Template filters: money with currency, times in the display zone, delays and their badges; and the
+rows of the brand timeline and the deliveries log, built in Python."""
 
 from __future__ import annotations
 
@@ -102,11 +103,6 @@ def zone_name():
 def date_local(moment):
     """The calendar day of `moment` in the display zone, as YYYY-MM-DD (for date filters)."""
     return timezone.localtime(moment, display_zone()).date().isoformat() if moment else ""
-
-
-@register.filter
-def kind_class(kind):
-    return {"tracked": "tracked", "modified": "modified", "reversed": "reversed"}.get(kind, "")
 
 
 # --- Brand timeline and deliveries rows ----------------------------------------------------------------------

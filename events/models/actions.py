@@ -233,13 +233,6 @@ class ActionEventQuerySet(ReceivedAtQueries, models.QuerySet):
             .order_by("bucket")
         )
 
-    def before_cursor(self, received_at, pk):
-        """Keyset pagination: events older than (received_at, id), served by event_brand_recv."""
-        return self.filter(received_at__lte=received_at).exclude(received_at=received_at, id__gte=pk)
-
-    def after_cursor(self, received_at, pk):
-        return self.filter(received_at__gte=received_at).exclude(received_at=received_at, id__lte=pk)
-
 
 class ActionEvent(models.Model):
     """One entry in an action's history: what changed, from which state to which, and when."""

@@ -39,6 +39,8 @@ def test_the_import_contracts_hold():
         ("events/models/actions.py", "from events.lifecycle import rules", "Capabilities import one way"),
         # The rules importing the module that applies them, which imports the rules: a cycle.
         ("events/lifecycle/rules.py", "from . import apply", "No import cycle"),
+        # events' app config (in no layer) importing the dashboard.
+        ("events/apps.py", "import dashboard.money", "Nothing in events imports the dashboard"),
     ],
 )
 def test_an_upward_import_or_a_cycle_breaks_the_contracts(tmp_path, module, line, broken):
@@ -64,3 +66,22 @@ def test_no_product_module_imports_inside_a_function():
                         if isinstance(sub, ast.Import | ast.ImportFrom)
                     ]
     assert hidden == []
+
+
+def test_each_dashboard_module_says_what_it_owns_and_none_grows_too_long():
+    """A docstring first; at most 600 lines a module and 60 a function."""
+    found = []
+    for path in (ROOT / "dashboard").rglob("*.py"):
+        source = path.read_text()
+        tree = ast.parse(source)
+        name = path.relative_to(ROOT)
+        if not ast.get_docstring(tree):
+            found.append(f"{name}: no docstring")
+        if len(source.splitlines()) > 600:
+            found.append(f"{name}: {len(source.splitlines())} lines")
+        found += [
+            f"{name}:{node.lineno} {node.name}(): {node.end_lineno - node.lineno + 1} lines"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 60
+        ]
+    assert found == []

@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dashboard import charts, money, periods
-from dashboard.cursor import BadCursor, Cursor, paginate
+from dashboard import charts, folding, money, periods
 from dashboard.exports import safe_cell
+from dashboard.paging import BadCursor, Cursor, paginate
 from events.common.times import format_duration
 from events.impact import promises
 
@@ -148,8 +148,6 @@ def test_csv_cells_cannot_become_formulas_but_numbers_stay_numbers():
 
 
 def test_grouped_rows_fold_into_totals_money_and_chart_buckets():
-    from dashboard import folding
-
     day1, day2 = datetime(2026, 11, 19, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)
     rows = [
         {"bucket": day1, "currency": "USD", "events": 3, "tracked": 2, "reversed": 1,

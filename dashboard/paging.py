@@ -1,7 +1,8 @@
-"""Keyset pagination cursors on (received_at, id), pure Python.
+"""Keyset pagination, the one way a dashboard list is cut into pages: newest first by (time, id).
 
 A cursor is an opaque, URL-safe token of the boundary row; page 1,000 costs what page 1
 costs because the query seeks to the boundary in the index instead of counting rows.
+`keyset_page()` is what a page calls; `paginate()` and `Cursor` under it are pure Python.
 """
 
 from __future__ import annotations
@@ -9,6 +10,11 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from django.contrib import messages
+
+PAGE_SIZE = 50
+BAD_CURSOR_MESSAGE = "That page link is not valid any more; showing the newest rows."
 
 
 class BadCursor(ValueError):
@@ -63,3 +69,33 @@ def paginate(fetch_older, fetch_newer, *, before: str | None, after: str | None,
     older = key(rows[-1]).encode() if rows and more_older else None
     newer = key(rows[0]).encode() if rows and cursor is not None else None
     return Page(rows, newer, older)
+
+
+def keyset_page(request, queryset, *, field: str = "received_at", size: int = PAGE_SIZE) -> Page:
+    """The page of `queryset` that the request's `before` or `after` cursor asks for, ordered by
+    (`field`, id). A cursor that does not decode gives the newest page, with a message saying so."""
+    try:
+        return _keyset(queryset, field, request.GET.get("before"), request.GET.get("after"), size)
+    except BadCursor:
+        messages.warning(request, BAD_CURSOR_MESSAGE)
+        return _keyset(queryset, field, None, None, size)
+
+
+def _keyset(queryset, field: str, before: str | None, after: str | None, size: int) -> Page:
+    """Rows older or newer than the boundary (time, id), written as two conditions the (…, time)
+    indexes serve: no later than its time, and not at its time with an id on the wrong side."""
+
+    def older(cursor, limit):
+        rows = queryset.order_by(f"-{field}", "-id")
+        if cursor is not None:
+            rows = rows.filter(**{f"{field}__lte": cursor.at}).exclude(**{field: cursor.at, "id__gte": cursor.pk})
+        return rows[:limit]
+
+    def newer(cursor, limit):
+        rows = queryset.filter(**{f"{field}__gte": cursor.at}).exclude(**{field: cursor.at, "id__lte": cursor.pk})
+        return rows.order_by(field, "id")[:limit]
+
+    def key(row) -> Cursor:
+        return Cursor(getattr(row, field), row.pk)
+
+    return paginate(older, newer, before=before, after=after, size=size, key=key)

@@ -3,7 +3,7 @@
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from tests_pages_common import NOW, iso
+from tests_dashboard_common import NOW, iso
 
 from events.models import Delivery
 from tests.conftest import postback_params

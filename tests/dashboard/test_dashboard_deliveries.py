@@ -5,9 +5,9 @@ from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
-from tests_pages_common import NOW, iso
+from tests_dashboard_common import NOW, iso
 
-from events.models import Action, Delivery, RefusalCounter
+from events.models import Action, Delivery, RefusalCounter, RefusedAttempt
 
 
 def _failed(action_id="A7"):
@@ -104,3 +104,44 @@ def test_deliveries_and_refused_attempts_export_as_csv(staff_client, send):
 
 def test_an_empty_log_says_what_to_do(staff_client):
     assert "No deliveries stored yet" in staff_client.get("/deliveries/").content.decode()
+
+
+def _pages(client, url):
+    """Every page of a keyset-paged list, following its "Older" links from the newest."""
+    pages, cursor = [], None
+    while True:
+        page = client.get(url + (f"?before={cursor}" if cursor else "")).context["page"]
+        pages.append([row.pk for row in page.rows])
+        cursor = page.older
+        if not cursor:
+            return pages
+
+
+def test_the_deliveries_log_pages_back_through_every_delivery_once(staff_client, make_history):
+    make_history(60, brands=1)
+    pages = _pages(staff_client, "/deliveries/")
+    assert len(pages) == 2 and len(pages[0]) == 50
+    assert [pk for page in pages for pk in page] == list(
+        Delivery.objects.order_by("-received_at", "-id").values_list("id", flat=True)
+    )
+
+
+def test_refused_attempts_page_back_through_every_attempt_once(staff_client):
+    RefusedAttempt.objects.bulk_create(
+        [RefusedAttempt(at=NOW - timedelta(minutes=i // 2), reason="missing_credential", method="GET",
+                        path="/postbacks/impact/") for i in range(70)]
+    )  # fmt: skip
+    pages = _pages(staff_client, "/deliveries/refused/")
+    assert [len(page) for page in pages] == [50, 20]
+    assert [pk for page in pages for pk in page] == list(
+        RefusedAttempt.objects.order_by("-at", "-id").values_list("id", flat=True)
+    )
+
+
+@pytest.mark.parametrize("url", ["/deliveries/", "/deliveries/refused/"])
+def test_a_tampered_cursor_on_the_logs_shows_the_newest_page_with_a_note(staff_client, send, url):
+    send(ActionId="A1")
+    send(ActionId="A1", headers={})
+    response = staff_client.get(f"{url}?before=not-a-cursor")
+    assert response.status_code == 200 and len(response.context["page"].rows) == 1
+    assert "not valid any more" in response.content.decode()

@@ -1,4 +1,5 @@
-"""Delay alerts pages: list, detail with the evidence and its CSV, acknowledge/resolve; banner."""
+"""Delay alerts pages: the list, an alert with its evidence and that evidence as CSV, and
+acknowledging or resolving one (staff)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Case, Count, IntegerField, Value, When
+from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -24,28 +25,10 @@ from events.models import (
     WatcherHeartbeat,
 )
 
-from .access import staff_required
+from ..access import staff_required
 
 PAGE_SIZE = 100
 NOTE_MAX = 2000
-
-
-def active_alert_counts(request) -> dict[str, int]:
-    """Active alerts (open or acknowledged), unexpected and expected: one query per request, whoever asks."""
-    counts = getattr(request, "_active_alert_counts", None)
-    if counts is None:
-        rows = dict(DelayAlert.objects.active().values_list("expected").annotate(n=Count("id")).order_by())
-        counts = {"unexpected": rows.get(False, 0), "expected": rows.get(True, 0)}
-        request._active_alert_counts = counts
-    return counts
-
-
-def banner(request):
-    """Context processor: active alerts for the banner on every page (one query, logged-in users only)."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return {}
-    return {"alert_banner": active_alert_counts(request)}
 
 
 def _status_order():
@@ -60,24 +43,24 @@ def _status_order():
 @login_required
 @require_GET
 def alert_list(request):
-    alerts = DelayAlert.objects.select_related("brand")
+    shown = DelayAlert.objects.select_related("brand")
     status = request.GET.get("status", "")
     kind = request.GET.get("kind", "")
     brand = request.GET.get("brand", "")
     expected = request.GET.get("expected", "")
     if status == "active":
-        alerts = alerts.active()
+        shown = shown.active()
     elif status in AlertStatus.values:
-        alerts = alerts.filter(status=status)
+        shown = shown.filter(status=status)
     if kind in AlertKind.values:
-        alerts = alerts.filter(kind=kind)
+        shown = shown.filter(kind=kind)
     if brand.isdigit():
-        alerts = alerts.filter(brand_id=int(brand))
+        shown = shown.filter(brand_id=int(brand))
     if expected in ("yes", "no"):
-        alerts = alerts.filter(expected=expected == "yes")
-    alerts = alerts.annotate(status_order=_status_order()).order_by("status_order", "-opened_at", "-id")
+        shown = shown.filter(expected=expected == "yes")
+    shown = shown.annotate(status_order=_status_order()).order_by("status_order", "-opened_at", "-id")
     context = {
-        "alerts": alerts[:PAGE_SIZE],
+        "alerts": shown[:PAGE_SIZE],
         "filters": {"status": status, "kind": kind, "brand": brand, "expected": expected},
         "statuses": AlertStatus.choices,
         "kinds": AlertKind.choices,
@@ -154,20 +137,29 @@ def _note(request) -> str:
 @staff_required
 @require_POST
 def alert_acknowledge(request, pk: int):
-    alert = _alert(pk)
-    if alerts.acknowledge(alert, user=request.user, note=_note(request)):
-        messages.success(request, "Alert acknowledged: no more reminders.")
-    else:
-        messages.error(request, f"This alert is {alert.get_status_display().lower()}: it cannot be acknowledged.")
-    return redirect("alert-detail", pk=alert.pk)
+    return _change_status(
+        request,
+        pk,
+        alerts.acknowledge,
+        done="Alert acknowledged: no more reminders.",
+        refused="This alert is {status}: it cannot be acknowledged.",
+    )
 
 
 @staff_required
 @require_POST
 def alert_resolve(request, pk: int):
+    return _change_status(
+        request, pk, alerts.resolve, done="Alert resolved.", refused="This alert is already resolved."
+    )
+
+
+def _change_status(request, pk: int, change, *, done: str, refused: str):
+    """Apply `change` (events.alerts.acknowledge or resolve) with the staff member's note, say whether
+    it took (`refused` may name the alert's {status}), and go back to the alert."""
     alert = _alert(pk)
-    if alerts.resolve(alert, user=request.user, note=_note(request)):
-        messages.success(request, "Alert resolved.")
+    if change(alert, user=request.user, note=_note(request)):
+        messages.success(request, done)
     else:
-        messages.error(request, "This alert is already resolved.")
+        messages.error(request, refused.format(status=alert.get_status_display().lower()))
     return redirect("alert-detail", pk=alert.pk)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,11 +12,8 @@ from events.intake.credentials import TOKEN_PARAMETER
 from events.models import DEFAULT_HEADER, Credential, Delivery
 from events.simulation import synthetic
 
-from .access import staff_required
-
-
-def endpoint_url() -> str:
-    return settings.PUBLIC_URL + reverse("impact-postback")
+from ..access import staff_required
+from .common import endpoint_url
 
 
 @staff_required

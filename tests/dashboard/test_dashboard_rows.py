@@ -2,13 +2,14 @@
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashboard.templatetags.dashboard import action_path, event_row
-from events.models import Action, ActionEvent
+from dashboard.templatetags.dashboard import action_path, delivery_row, event_row
+from events.models import Action, ActionEvent, Delivery
 
 
 @given(st.text(min_size=1).filter(lambda t: "\n" not in t))  # the URL pattern (.+) matches no line break
@@ -36,11 +37,6 @@ def test_a_row_escapes_what_impact_com_sent_and_shows_every_flag():
 
 
 def test_a_delivery_row_escapes_its_reason_and_offers_replay_to_staff_only():
-    from types import SimpleNamespace
-
-    from dashboard.templatetags.dashboard import delivery_row
-    from events.models import Delivery
-
     delivery = Delivery(
         pk=42, method="GET", outcome="invalid", attempts=2, action_id="", remote_addr="203.0.113.9",
         reason="Payout='<x>' is not a decimal amount " + "x" * 200, received_at=datetime(2026, 11, 21, tzinfo=UTC),

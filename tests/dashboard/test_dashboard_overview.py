@@ -4,7 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from tests_pages_common import NOW, iso
+from tests_dashboard_common import NOW, iso
 
 
 def view_a_minute_later(time_machine):

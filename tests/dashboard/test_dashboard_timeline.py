@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from tests_pages_common import NOW
+from tests_dashboard_common import NOW
 
 from events.models import ActionEvent
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
-from tests_pages_common import NOW
+from tests_dashboard_common import NOW
 
 from events.models import Action, ActionEvent, Brand, Delivery
 

@@ -3,7 +3,7 @@
 from datetime import timedelta
 from decimal import Decimal
 
-from tests_pages_common import NOW, iso
+from tests_dashboard_common import NOW, iso
 
 
 def _brands(send):
