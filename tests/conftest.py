@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from urllib.parse import urlencode
 
 import pytest
@@ -10,7 +11,7 @@ from django.db import connection
 
 from events.intake import credentials
 from events.models import Credential, Delivery
-from events.processing import process_pending
+from events.processing import process_next_batch, process_pending
 
 ENDPOINT = "/postbacks/impact/"
 
@@ -112,6 +113,27 @@ def send(client, credential):
         return processed(response)
 
     return _send
+
+
+@pytest.fixture
+def processor():
+    """A processor running beside the test (its own thread and connection), as `make run` starts
+    one beside gunicorn: whatever is stored gets applied."""
+    stop = threading.Event()
+
+    def run():
+        try:
+            while not stop.is_set():
+                if process_next_batch(50) is None:
+                    stop.wait(0.05)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=30)
 
 
 def processed(response):

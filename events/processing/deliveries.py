@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from events import impact, lifecycle
 from events.alerts import after_batch
+from events.common import logs
 from events.impact import escape_nul
 from events.models import ActionEvent, Delivery, Outcome
 from events.reporting import rollups
@@ -178,7 +179,9 @@ def _apply(deliveries: list[Delivery], started: float) -> Counter:
             continue
         delivery.action_id = postback.action_id[:255]
         changes.append(lifecycle.Change(postback, delivery.received_at, delivery))
+        logs.bind_delivery(delivery.pk)
         logger.debug("delivery %s: action %s", delivery.pk, delivery.action_id)
+    logs.bind_delivery(None)  # the batch's own lines are about no one delivery
     results = lifecycle.apply_batch(changes) if changes else []
     after_batch(results)
     rollups.changed(*(d.received_at for d in deliveries))

@@ -24,18 +24,18 @@ def _iso(moment: datetime) -> str:
 def history(transactional_db, send):
     """A brand with a tracked, modified and reversed action, an invalid and a failed delivery."""
     now = datetime.now(UTC)
-    assert send(ActionId="A1", CreationDate=_iso(now - timedelta(minutes=20))).json()["outcome"] == "applied"
+    assert send(ActionId="A1", CreationDate=_iso(now - timedelta(minutes=20))).delivery.outcome == "applied"
     modified = send(
         ActionId="A1", Status="APPROVED", Amount="125.00", Payout="12.50", DeltaPayout="2.50",
         CreationDate=_iso(now - timedelta(minutes=20)), UpdateDate=_iso(now - timedelta(minutes=3)),
     )  # fmt: skip
-    assert modified.json()["outcome"] == "applied"
+    assert modified.delivery.outcome == "applied"
     send(ActionId="A2", CreationDate=_iso(now - timedelta(hours=3)))
     send(
         ActionId="A2", Status="REVERSED", Payout="0", StatusDetail="Returned by customer",
         CreationDate=_iso(now - timedelta(hours=3)), UpdateDate=_iso(now - timedelta(hours=2)),
     )  # fmt: skip
-    assert send(ActionId="", Status="PENDING").json()["outcome"] == "invalid"
+    assert send(ActionId="", Status="PENDING").delivery.outcome == "invalid"
     failed = Delivery.objects.create(
         method="GET",
         path="/postbacks/impact/",

@@ -29,14 +29,24 @@ def json_lines():
 
 
 def test_a_postback_line_carries_its_delivery_and_request_ids(send, json_lines):
-    first = send().json()["delivery"]
-    second = send(ActionId="").json()["delivery"]
-    lines = [line for line in json_lines() if line["logger"] == "events.intake.endpoint"]
-    assert [line["delivery_id"] for line in lines] == [first, second]
-    assert "postback applied action=A1" in lines[0]["message"]
-    assert "postback invalid" in lines[1]["message"]
-    assert lines[0]["request_id"] and lines[1]["request_id"] and lines[0]["request_id"] != lines[1]["request_id"]
-    assert {"time", "level", "logger", "message", "process"} <= set(lines[0])
+    logging.getLogger("events").setLevel(logging.DEBUG)  # per-postback lines are DEBUG
+    try:
+        first = send().json()["delivery"]
+        second = send(ActionId="").json()["delivery"]
+    finally:
+        logging.getLogger("events").setLevel(logging.NOTSET)
+    stored = [line for line in json_lines() if line["logger"] == "events.intake.endpoint"]
+    assert [line["delivery_id"] for line in stored] == [first, second]
+    assert stored[0]["message"] == f"postback stored as delivery {first}"
+    assert stored[0]["request_id"] and stored[1]["request_id"] and stored[0]["request_id"] != stored[1]["request_id"]
+    assert {"time", "level", "logger", "message", "process"} <= set(stored[0])
+    processed = [line for line in json_lines() if line["logger"] == "events.processing.deliveries"]
+    applied = [line for line in processed if line["level"] == "DEBUG"]
+    assert [(line["delivery_id"], line["message"]) for line in applied] == [(first, f"delivery {first}: action A1")]
+    batches = [line for line in processed if line["level"] == "INFO"]
+    assert [line["message"].split(" in ")[0] for line in batches] == ["batch: 1 deliveries"] * 2
+    assert batches[1]["message"].endswith(": invalid 1")
+    assert {line["delivery_id"] for line in batches} == {None}
 
 
 def test_a_refused_postback_line_has_a_request_id_and_no_delivery(client, credential, json_lines):

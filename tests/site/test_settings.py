@@ -61,16 +61,6 @@ def test_server_side_cursors_can_be_disabled_for_pgbouncer():
     assert result.stdout.splitlines()[-1] == "True", result.stderr
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, "True"), ("false", "False")])
-def test_prepared_statements_are_on_unless_switched_off_for_a_pooler(value, expected):
-    code = "from django.conf import settings; print(settings.POSTBACK_PREPARED_STATEMENTS)"
-    env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused"}
-    if value is not None:
-        env["DATABASE_PREPARED_STATEMENTS"] = value
-    result = manage("shell", "-c", code, env=env)
-    assert result.stdout.splitlines()[-1] == expected, result.stderr
-
-
 def test_the_example_environment_file_works_as_it_is(tmp_path):
     """Every variable of .env.example at its documented default (empty DATABASE_URL: SQLite)."""
     env = {}
