@@ -50,7 +50,7 @@ test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Fault scenarios (tests/faults): a throwaway PostgreSQL cluster (needs the server binaries,
-# FAULTS_PG_BIN, default /usr/lib/postgresql/15/bin), real gunicorn and the simulator's --verify.
+# FAULTS_PG_BIN, default /usr/lib/postgresql/15/bin), real gunicorn, the processor, the simulator's --verify.
 # FAULTS_BURST_SIZE: postbacks in the backlog-burst scenario.
 faults: $(VENV)/.dev
 	$(PY) -m pytest -m faults tests/faults -p no:cacheprovider -s $(PYTEST_ARGS)
