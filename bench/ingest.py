@@ -1,6 +1,6 @@
 """Ingest benchmark: the request path and the processor, against a bare one-INSERT WSGI app.
 
-    .venv/bin/python bench/ingest.py [--seconds 10] [--rounds 1] [--backlog 100000] [--sqlite]
+    .venv/bin/python bench/ingest.py [--seconds 10] [--rounds 3] [--backlog 100000] [--sqlite]
 
 The request path only authenticates, stores the delivery (`received`) and answers; a processor
 (`manage.py process_deliveries`) applies stored deliveries a batch at a time. One run, on one
@@ -538,8 +538,7 @@ class Side:
         print(f"  rows stored      {stored}: {verdict}")
         return stored_ok and total["non2xx"] == 0 and errors == 0
 
-    def cpu_per_request(self) -> float:
-        keys = ("cpu_workers", "cpu_database", "cpu_wrk")
+    def cpu_per_request(self, keys=("cpu_workers", "cpu_database", "cpu_wrk")) -> float:
         return sum(run[k] for run in self.runs for k in keys) / sum(run["sent"] for run in self.runs)
 
     def rps(self) -> float:
@@ -950,7 +949,10 @@ def main() -> int:
         "--seconds", type=int, default=10, help="measured time per side and round, and end to end (default 10)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=1, help="alternate the request-path sides this many times (default 1)"
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternate the request-path sides this many times (default 3: a busy machine's load moves)",
     )
     parser.add_argument("--backlog", type=int, default=100_000, help="deliveries the processor drains (default 100000)")
     parser.add_argument("--batch", type=int, help="processor batch size (default: PROCESSING_BATCH_SIZE)")
@@ -1117,7 +1119,8 @@ def main() -> int:
             )
             print(
                 f"  CPU per postback processor {drained['cpu_processor'] * 1000 / max(1, processed):.2f} ms"
-                f"{database} (run of {drained['wall']:.0f} s)"
+                f"{database} (run of {drained['wall']:.0f} s); the bare app's per request: "
+                f"{bare.cpu_per_request(('cpu_workers', 'cpu_database')) * 1000:.2f} ms (gunicorn workers + database)"
             )
             if drained["returncode"] != 0 or processed != len(backlog.rows):
                 problems.append(f"drain: processed {processed} of {len(backlog.rows)}, exit {drained['returncode']}")
