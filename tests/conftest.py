@@ -90,6 +90,20 @@ def postback_params(action_id="A1", **overrides) -> dict[str, str]:
 
 
 @pytest.fixture
+def store(client, credential):
+    """Send one postback through the real endpoint (GET), and only that: it stays `received` until
+    a processor applies it. Returns the response."""
+
+    def _store(params=None, **overrides):
+        params = params if params is not None else postback_params(**overrides)
+        response = client.get(ENDPOINT + "?" + urlencode(params), headers={credential.header_name: credential.secret})
+        assert response.json()["outcome"] == "received", response.content
+        return response
+
+    return _store
+
+
+@pytest.fixture
 def send(client, credential):
     """Send one postback through the real endpoint, then apply what is pending as a processor
     would; returns the response, with the stored delivery as it ended as `response.delivery`

@@ -141,10 +141,12 @@ def process_batch(deliveries: list[Delivery]) -> BatchReport:
         except IntegrityError:
             if attempt + 1 < CONCURRENT_CREATION_RETRIES:
                 continue  # another processor created one of the batch's actions: it is found now
+            logger.warning("batch of %s kept conflicting: applied one delivery at a time", len(deliveries))
             outcomes = _apply_one_by_one(deliveries, started)
         except CONNECTION_ERRORS:
             raise
         except Exception:
+            logger.warning("batch of %s raised: applied one delivery at a time", len(deliveries), exc_info=True)
             outcomes = _apply_one_by_one(deliveries, started)
             break
     return BatchReport(outcomes + pruned, _elapsed_ms(started))

@@ -1,4 +1,5 @@
-"""Any arrival order and any number of repeats of the same postbacks end in the same action and history."""
+"""Any arrival order, any number of repeats of the same postbacks and any split of them into the
+processor's batches end in the same action and history as applying them one by one in order."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from events.models import Action, ActionEvent, Brand, DelayAlert, Delivery
+from events.processing import process_next_batch
 from tests.conftest import postback_params
 
 CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)
@@ -81,26 +83,39 @@ def reset() -> None:
     Brand.objects.all().delete()
 
 
+def apply_in_batches(sizes: list[int]) -> None:
+    """Apply what is stored, oldest first, in batches of these sizes (then of one, to the end)."""
+    for size in sizes:
+        process_next_batch(size)
+    while process_next_batch(1) is not None:
+        pass
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_any_arrival_order_and_repeats_end_in_the_same_action_and_history(send, data):
+def test_any_arrival_order_repeats_and_batches_end_in_the_same_action_and_history(store, caplog, data):
     postbacks = data.draw(lifecycles(), label="postbacks")
 
     reset()
-    for params in postbacks:  # the order impact.com made the changes in, each sent once
-        assert send(params).delivery.outcome in ("applied", "duplicate")  # two changes may be identical
+    for params in postbacks:  # the order impact.com made the changes in, each sent once, applied one by one
+        store(params)
+        apply_in_batches([])
     expected = outcome()
+    assert set(Delivery.objects.values_list("outcome", flat=True)) <= {"applied", "duplicate"}  # two may be equal
 
     for attempt in range(2):
         order = data.draw(arrivals(postbacks), label=f"arrival order {attempt + 1}")
-        # On PostgreSQL an action's first postback, unless late, is written in one statement
-        # (lifecycle.create) rather than the transaction; the fixed dates make every postback late,
-        # and a delay alert threshold of years makes none.
+        sizes = data.draw(st.lists(st.integers(1, len(order)), max_size=len(order)), label=f"batches {attempt + 1}")
         minutes = data.draw(st.sampled_from([60, 10**7]), label="delay alert after (minutes)")
         reset()
-        with override_settings(DELAY_ALERT_AFTER_MINUTES=minutes):
-            outcomes = [send(postbacks[i]).delivery.outcome for i in order]
+        with override_settings(DELAY_ALERT_AFTER_MINUTES=minutes):  # late postbacks open alerts, or none
+            for i in order:
+                store(postbacks[i])
+            apply_in_batches(sizes)
+        outcomes = list(Delivery.objects.order_by("id").values_list("outcome", flat=True))
         note(f"outcomes {outcomes}")
         assert outcome() == expected
         assert outcomes.count("applied") == len(expected[3])
         assert set(outcomes) <= {"applied", "duplicate"}
+    # Each batch was applied as one: none fell back to one delivery at a time.
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("events.processing")]
