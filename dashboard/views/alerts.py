@@ -107,8 +107,8 @@ def alert_csv(request, pk: int):
             [
                 alert.pk,
                 alert.kind,
-                _safe(alert.brand.name),
-                _safe(alert.brand.campaign_id),
+                _safe(alert.brand.name if alert.brand else ""),
+                _safe(alert.brand.campaign_id if alert.brand else ""),
                 _safe(item.action_id),
                 item.change,
                 _safe(item.status),

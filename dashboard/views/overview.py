@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from events import impact
@@ -29,6 +30,8 @@ def overview(request):
     buckets = folding.per_bucket(rows, main_currency)
     deliveries = figures.deliveries
     last_received_at = Delivery.objects.last_received_at()
+    pending, oldest_pending = Delivery.objects.backlog()
+    now = timezone.now()
     context = {
         "period": period,
         "period_error": period_error,
@@ -40,6 +43,10 @@ def overview(request):
         "problem_deliveries": deliveries.get("invalid", 0) + deliveries.get("failed", 0),
         "refused": RefusedAttempt.objects.in_period(period.start, period.end).count(),
         "last_received_at": last_received_at,
+        "pending": pending,
+        "pending_age": (now - oldest_pending).total_seconds() if oldest_pending else None,
+        "processing_stalled": oldest_pending is not None
+        and (now - oldest_pending).total_seconds() > settings.PROCESSING_STALL_SECONDS,
         "open_alerts": _open_alerts(request),
         "late_minutes": settings.DELAY_LATE_AFTER_MINUTES,
         "alert_minutes": settings.DELAY_ALERT_AFTER_MINUTES,

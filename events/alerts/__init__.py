@@ -6,6 +6,7 @@
 - `missing`: changes impact.com's API reported, matched with postbacks; backfill.
 - `reconcile`: reading the API within its request budget.
 - `silent`: brands that stopped sending.
+- `stalled`: deliveries stored and not applied for too long (no processor running).
 - `notify`: email and webhook transports, reminders.
 - `watcher`: one pass of all of the above, as `manage.py watch_delays` runs it.
 """

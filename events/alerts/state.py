@@ -65,7 +65,7 @@ def queue_notifications(alert: DelayAlert, reason: str, now: datetime) -> int:
     return len(Notification.objects.bulk_create(notifications_for(alert, reason, now)))
 
 
-def active_alert(brand: Brand, kind: str, expected: bool, summary: str, now: datetime, **fields) -> DelayAlert:
+def active_alert(brand: Brand | None, kind: str, expected: bool, summary: str, now: datetime, **fields) -> DelayAlert:
     """The brand's active alert of this kind, locked; opened (with its change row) if there is none."""
     lookup = {"brand": brand, "kind": kind, "expected": expected, "status__in": ACTIVE_STATUSES}
     alert = DelayAlert.objects.select_for_update().filter(**lookup).first()

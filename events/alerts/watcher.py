@@ -23,6 +23,7 @@ from .missing import open_missing
 from .notify import queue_reminders, send_due_notifications
 from .reconcile import client_for, reconcile, reconcile_due
 from .silent import check_silent
+from .stalled import check_processing
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def check(now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     summary = {"missing": open_missing(now), "late_resolved": resolve_quiet_late(now)}
     summary.update(check_silent(now))
+    summary.update(check_processing(now))
     summary["reminders"] = queue_reminders(now)
     return summary
 

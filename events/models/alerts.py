@@ -49,6 +49,7 @@ class AlertKind(models.TextChoices):
     LATE = "late", "Late postbacks"
     MISSING = "missing", "Missing postbacks"
     SILENT = "silent", "Silent brand"
+    STALLED = "stalled", "Processing stalled"
 
 
 class AlertStatus(models.TextChoices):
@@ -84,7 +85,14 @@ class DelayAlert(models.Model):
 
     kind = models.CharField(max_length=10, choices=AlertKind.choices)
     status = models.CharField(max_length=12, choices=AlertStatus.choices, default=AlertStatus.OPEN)
-    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="delay_alerts")
+    brand = models.ForeignKey(
+        Brand,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="delay_alerts",
+        help_text="Empty for an alert about this installation itself (processing stalled).",
+    )
     expected = models.BooleanField(default=False, help_text="Its delay overlaps a maintenance window: not notified.")
     summary = models.CharField(max_length=500, help_text="What the first item says.")
     item_count = models.PositiveIntegerField(default=0)
@@ -125,7 +133,7 @@ class DelayAlert(models.Model):
     @property
     def title(self) -> str:
         more = f" (and {self.item_count - 1} more)" if self.item_count > 1 else ""
-        return f"{self.get_kind_display()} – {self.brand}: {self.summary}{more}"
+        return f"{self.get_kind_display()} – {self.brand or 'postback processing'}: {self.summary}{more}"
 
     @property
     def active(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -150,6 +151,16 @@ class Outcome(models.TextChoices):
 
 
 class DeliveryQuerySet(ReceivedAtQueries, models.QuerySet):
+    def pending(self):
+        """Stored and not processed yet (the partial index delivery_pending): a processor's queue."""
+        return self.filter(outcome=Outcome.RECEIVED, pruned_at__isnull=True)
+
+    def backlog(self) -> tuple[int, datetime | None]:
+        """How many deliveries wait to be processed, and when the oldest of them was received."""
+        pending = self.pending()
+        oldest = pending.order_by("id").values_list("received_at", flat=True).first()
+        return (pending.count() if oldest is not None else 0), oldest
+
     def outcome_counts(self) -> dict[str, int]:
         rows = self.order_by().values("outcome").annotate(n=models.Count("id"))
         return {row["outcome"]: row["n"] for row in rows}

@@ -68,7 +68,7 @@ class BatchReport:
 
 def pending():
     """Deliveries stored and not processed yet (served by the partial index delivery_pending)."""
-    return Delivery.objects.filter(outcome=Outcome.RECEIVED, pruned_at__isnull=True)
+    return Delivery.objects.pending()
 
 
 def process_next_batch(size: int) -> BatchReport | None:

@@ -1,4 +1,5 @@
-"""`/healthz`, for load balancers and monitoring: the database answers, and the delay watcher runs."""
+"""`/healthz`, for load balancers and monitoring: the database answers, the delay watcher runs, and
+stored postbacks are applied (none waits longer than PROCESSING_STALL_SECONDS)."""
 
 from __future__ import annotations
 
@@ -33,10 +34,19 @@ def healthz(request):
         body["last_postback_received_at"] = last.isoformat() if last else None
         body["watcher_last_run_at"] = beat.isoformat() if beat else None
         body["open_alerts"] = DelayAlert.objects.active().count()
+        pending, oldest = Delivery.objects.backlog()
+        body["pending_deliveries"] = pending
+        body["oldest_pending_age_seconds"] = round((now - oldest).total_seconds()) if oldest else None
     except DatabaseError:
         body["status"] = "database unavailable"
         return JsonResponse(body, status=503)
     stale_after = timedelta(seconds=3 * settings.WATCH_INTERVAL_SECONDS)
     body["watcher_ok"] = beat is not None and now - beat <= stale_after
-    body["status"] = "ok" if body["watcher_ok"] else "watcher has not run for 3 intervals"
-    return JsonResponse(body, status=200 if body["watcher_ok"] else 503)
+    body["processing_ok"] = oldest is None or now - oldest <= timedelta(seconds=settings.PROCESSING_STALL_SECONDS)
+    problems = []
+    if not body["watcher_ok"]:
+        problems.append("watcher has not run for 3 intervals")
+    if not body["processing_ok"]:
+        problems.append(f"postbacks wait to be applied for over {settings.PROCESSING_STALL_SECONDS} s")
+    body["status"] = "; ".join(problems) or "ok"
+    return JsonResponse(body, status=503 if problems else 200)

@@ -68,9 +68,18 @@ class DatabaseCollector:
             refused.add_metric([reason], refusals.get(reason, 0))
         yield refused
 
+        pending, oldest = Delivery.objects.backlog()
+        yield GaugeMetricFamily("postbacks_pending", "Postbacks stored and not applied yet.", value=pending)
+        age = (timezone.now() - oldest).total_seconds() if oldest else 0
+        yield GaugeMetricFamily(
+            "postbacks_oldest_pending_age_seconds",
+            "How long the oldest postback not applied yet has waited.",
+            value=age,
+        )
+
         yield _histogram(
             "postbacks_processing_seconds",
-            "Time to parse and apply a stored postback (last attempt of each delivery).",
+            "Time to parse and apply a stored postback: its share of its batch (last attempt of each delivery).",
             Delivery.objects.all(),
             "processing_ms",
             PROCESSING_BUCKETS_MS,

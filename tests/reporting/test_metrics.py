@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
+import time_machine
 from django.core.cache import cache
 from prometheus_client.parser import text_string_to_metric_families
 
 from events.models import ActionEvent, Delivery
+from events.processing import process_pending
 from tests.conftest import ENDPOINT, postback_params
 
 TOKEN = "metrics-token-0123456789abcdef"
@@ -120,3 +122,17 @@ def test_open_alerts_by_kind_and_the_reconciliation_budget_left(client, send, se
     assert samples[("postbacks_open_alerts", (("kind", "late"),))] == 1
     assert samples[("postbacks_open_alerts", (("kind", "missing"),))] == 0
     assert samples[("postbacks_reconcile_budget_remaining", (("account", "IRabc"),))] == 380
+
+
+def test_the_backlog_waiting_to_be_applied_and_its_age(client, store):
+    start = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        store(action_id="P1")
+        store(action_id="P2")
+    with time_machine.travel(start + timedelta(seconds=42), tick=False):
+        samples = scrape(client, **bearer())
+    assert samples[("postbacks_pending", ())] == 2
+    assert samples[("postbacks_oldest_pending_age_seconds", ())] == 42
+    process_pending()
+    samples = scrape(client, **bearer())
+    assert (samples[("postbacks_pending", ())], samples[("postbacks_oldest_pending_age_seconds", ())]) == (0, 0)
