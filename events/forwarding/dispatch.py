@@ -156,13 +156,13 @@ def record(messages: list[Message], answers: list[targets.Answer], now: datetime
         )
         if succeeded:
             Endpoint.objects.filter(pk__in=succeeded).exclude(failing_since=None).update(failing_since=None)
+        for endpoint_id in {m.endpoint_id for m in given_up}:
+            gave_up(endpoint_id, [m for m in given_up if m.endpoint_id == endpoint_id], now)
         only_failing = failed - succeeded
         if only_failing:
             Endpoint.objects.filter(pk__in=only_failing, failing_since=None).update(failing_since=now)
             for endpoint in Endpoint.objects.filter(pk__in=only_failing, failing_since__lte=now - DISABLE_AFTER):
                 disable(endpoint, now)
-        for endpoint_id in {m.endpoint_id for m in given_up}:
-            gave_up(endpoint_id, [m for m in given_up if m.endpoint_id == endpoint_id], now)
     return attempts
 
 

@@ -18,7 +18,7 @@ from events.models import Endpoint
 class Receiver:
     def __init__(self):
         self.secrets: list[str] = []
-        self.behaviour = lambda: "ok"  # ok | 500 | timeout | drop
+        self.behaviour = lambda body: "ok"  # given the raw body: ok | 500 | timeout | drop
         self.lock = threading.Lock()
         self.seen: Counter[str] = Counter()  # webhook-id -> deliveries
         self.processed: dict[str, list[int]] = defaultdict(list)  # action id -> sequences, in arrival order
@@ -49,7 +49,7 @@ class Receiver:
         return sum(n - 1 for n in self.seen.values())
 
     def handle(self, request, body: bytes) -> None:
-        behaviour = self.behaviour()
+        behaviour = self.behaviour(body)
         if behaviour == "drop":
             request.close_connection = True
             request.connection.close()
