@@ -18,7 +18,7 @@ from events.models import Endpoint
 class Receiver:
     def __init__(self):
         self.secrets: list[str] = []
-        self.behaviour = lambda body: "ok"  # given the raw body: ok | 500 | timeout | drop
+        self.behaviour = lambda body: "ok"  # given the raw body: ok | 500 | timeout | drop | late
         self.lock = threading.Lock()
         self.seen: Counter[str] = Counter()  # webhook-id -> deliveries
         self.processed: dict[str, list[int]] = defaultdict(list)  # action id -> sequences, in arrival order
@@ -80,6 +80,8 @@ class Receiver:
                     if self.processed[action] and self.processed[action][-1] >= sequence:
                         self.out_of_order.append(action)
                     self.processed[action].append(sequence)
+        if behaviour == "late":  # processed, but the answer comes after the sender gave up: a resend follows
+            self.release.wait(1)
         self._answer(request, 200, b"ok " + b"x" * 5000)
 
     def verify(self, body: bytes, headers: dict) -> dict:
