@@ -127,8 +127,11 @@ class Message(models.Model):
             models.Index(
                 fields=["endpoint", "action", "seq"], condition=models.Q(status="pending"), name="message_action_head"
             ),
-            # Endpoint page: its messages by status, newest first; replay of failed ones since a time.
-            models.Index(fields=["endpoint", "status", "-created_at"], name="message_endpoint_status"),
+            # Endpoint page: its messages newest first; replay of failed ones since a time. Without the
+            # status, so the dispatcher's "earlier pending message of this action?" probe can only take
+            # message_action_head (with this index on status it was planned as a scan of every pending
+            # message per candidate before the table had statistics).
+            models.Index(fields=["endpoint", "-created_at"], name="message_endpoint_created"),
         ]
 
     def __str__(self) -> str:
