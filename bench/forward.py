@@ -76,12 +76,14 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     Endpoint.objects.create(url=f"http://127.0.0.1:{server.server_port}/hooks", description="bench")
 
+    # Recent changes, as a live stream is: no late-postback evidence to write (not what is measured).
+    created = datetime.now(UTC) - timedelta(minutes=2)
     base = {
         "CampaignId": "1001",
         "CampaignName": "Bench",
         "Status": "PENDING",
         "Currency": "USD",
-        "CreationDate": "2026-11-20T14:03:11Z",
+        "CreationDate": created.isoformat(),
     }
     deliveries = []
     for n in range(ACTIONS):
