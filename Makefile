@@ -30,13 +30,14 @@ migrate: $(VENV)/.runtime
 run: migrate
 	$(PY) manage.py bootstrap
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	@# The processor (applies stored postbacks) and the delay watcher run beside gunicorn in the
-	@# same terminal; all three stop together.
+	@# The processor (applies stored postbacks), the delay watcher and the forwarding dispatcher
+	@# run beside gunicorn in the same terminal; all four stop together.
 	@# DEMO=1: once gunicorn answers, the demo scenario is sent through the real endpoint.
 	@$(PY) manage.py process_deliveries & processor=$$!; \
 	$(PY) manage.py watch_delays & watcher=$$!; \
+	$(PY) manage.py dispatch_webhooks & dispatcher=$$!; \
 	$(VENV)/bin/gunicorn --config postbacks_site/gunicorn.conf.py & server=$$!; \
-	trap 'kill -TERM $$server $$watcher $$processor 2>/dev/null; wait' EXIT INT TERM; \
+	trap 'kill -TERM $$server $$dispatcher $$watcher $$processor 2>/dev/null; wait' EXIT INT TERM; \
 	if [ "$(DEMO)" = 1 ]; then \
 		$(PY) manage.py simulate_postbacks --scenario demo --wait 60 --verify \
 			|| echo "The demo simulation reported problems (above); still serving."; \

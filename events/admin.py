@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from events.forwarding import replay_message
 from events.intake.credentials import is_header_name
 from events.models import (
     Action,
@@ -12,12 +13,15 @@ from events.models import (
     AlertChange,
     AlertItem,
     AllowedNetwork,
+    Attempt,
     Brand,
     Credential,
     DelayAlert,
     Delivery,
+    Endpoint,
     ImpactAccount,
     MaintenanceWindow,
+    Message,
     Notification,
     RefusalCounter,
     RefusedAttempt,
@@ -272,3 +276,58 @@ class AllowedNetworkAdmin(admin.ModelAdmin):
     list_display = ["cidr", "label", "active", "created_at"]
     list_filter = ["active"]
     search_fields = ["cidr", "label"]
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    """The signing secret is generated and shown once, on creation and on rotation; only its last
+    characters afterwards."""
+
+    list_display = ("url", "description", "active", "failing_since", "disabled_at", "secret_hint")
+    readonly_fields = ("secret_hint", "failing_since", "disabled_at", "disabled_reason", "created_at")
+    actions = ["rotate_secret", "end_rotation"]
+
+    def save_model(self, request, obj, form, change):
+        created = obj.pk is None
+        super().save_model(request, obj, form, change)
+        if created:
+            self.message_user(request, f"Signing secret (shown once): {obj.secret}", messages.WARNING)
+
+    @admin.action(description="Rotate the signing secret (the old one keeps signing until the rotation ends)")
+    def rotate_secret(self, request, queryset):
+        for endpoint in queryset:
+            self.message_user(request, f"{endpoint}: new secret (shown once): {endpoint.rotate_secret()}")
+
+    @admin.action(description="End the rotation (only the new secret signs)")
+    def end_rotation(self, request, queryset):
+        for endpoint in queryset:
+            endpoint.end_rotation()
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("msg_id", "endpoint", "type", "action", "seq", "status", "attempts", "next_attempt_at")
+    list_filter = ("status", "type", "endpoint")
+    search_fields = ("msg_id", "action__action_id")
+    readonly_fields = [f.name for f in Message._meta.fields]
+    list_select_related = ("endpoint", "action")
+    actions = ["replay"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Send again (same webhook-id)")
+    def replay(self, request, queryset):
+        for message in queryset:
+            replay_message(message)
+        self.message_user(request, f"{queryset.count()} messages will be sent again.")
+
+
+@admin.register(Attempt)
+class AttemptAdmin(admin.ModelAdmin):
+    list_display = ("at", "endpoint", "message", "status_code", "latency_ms", "error")
+    list_filter = ("endpoint", "success")
+    readonly_fields = [f.name for f in Attempt._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -244,6 +244,14 @@ PROCESSING_BATCH_SIZE = _int("PROCESSING_BATCH_SIZE", 300, minimum=1)
 # processed is older than this: no processor is running, or it cannot keep up.
 PROCESSING_STALL_SECONDS = _int("PROCESSING_STALL_SECONDS", 60, minimum=5)
 
+# --- Forwarding (README, "Forwarding") ----------------------------------------------
+# Seconds a forwarding endpoint has to answer a message.
+FORWARD_TIMEOUT_SECONDS = _int("FORWARD_TIMEOUT_SECONDS", 10, minimum=1)
+# Messages a dispatcher sends at once (threads), each to its own action.
+FORWARD_CONCURRENCY = _int("FORWARD_CONCURRENCY", 8, minimum=1)
+# true: endpoints may be plain http and resolve to loopback, private or link-local addresses.
+FORWARD_ALLOW_PRIVATE_TARGETS = _bool("FORWARD_ALLOW_PRIVATE_TARGETS", False)
+
 # --- Delay alerts (README, "Delay alerts") ------------------------------------------
 # Seconds between two passes of `manage.py watch_delays`.
 WATCH_INTERVAL_SECONDS = _int("WATCH_INTERVAL_SECONDS", 60, minimum=1)

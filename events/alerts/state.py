@@ -65,9 +65,12 @@ def queue_notifications(alert: DelayAlert, reason: str, now: datetime) -> int:
     return len(Notification.objects.bulk_create(notifications_for(alert, reason, now)))
 
 
-def active_alert(brand: Brand | None, kind: str, expected: bool, summary: str, now: datetime, **fields) -> DelayAlert:
-    """The brand's active alert of this kind, locked; opened (with its change row) if there is none."""
-    lookup = {"brand": brand, "kind": kind, "expected": expected, "status__in": ACTIVE_STATUSES}
+def active_alert(
+    brand: Brand | None, kind: str, expected: bool, summary: str, now: datetime, endpoint=None, **fields
+) -> DelayAlert:
+    """The brand's (or the forwarding endpoint's) active alert of this kind, locked; opened (with its
+    change row) if there is none."""
+    lookup = {"brand": brand, "endpoint": endpoint, "kind": kind, "expected": expected, "status__in": ACTIVE_STATUSES}
     alert = DelayAlert.objects.select_for_update().filter(**lookup).first()
     if alert is not None:
         return alert
@@ -75,6 +78,7 @@ def active_alert(brand: Brand | None, kind: str, expected: bool, summary: str, n
         with transaction.atomic():
             alert = DelayAlert.objects.create(
                 brand=brand,
+                endpoint=endpoint,
                 kind=kind,
                 expected=expected,
                 summary=summary[:500],

@@ -49,8 +49,13 @@ class Change:
 
 @dataclass
 class Result:
+    """What a change did. `new`: its event was written by this batch (not a duplicate, not a replay of
+    the delivery that wrote it); `action`: the action's state and values just after it, for forwarding."""
+
     outcome: str
     event: ActionEvent
+    new: bool = False
+    action: dict | None = None
 
 
 def campaign_of(postback: Postback) -> str:
@@ -135,7 +140,8 @@ class _Fold:
             self.changed_actions[action.action_id] = action
         self.new_events.append(event)
         self.events[fingerprint] = event
-        return Result(Outcome.APPLIED, event)
+        snapshot = {name: getattr(action, name) for name in (*TRACKED_FIELDS, "state")}
+        return Result(Outcome.APPLIED, event, new=True, action=snapshot)
 
     def _duplicate(self, existing: ActionEvent, delivery: Delivery | None) -> Result:
         if delivery is not None and existing.pk is not None and existing.delivery_id == delivery.pk:

@@ -4,6 +4,7 @@
 - `actions`: brands, actions and their history (action events).
 - `reconciliation`: the impact.com API account and the changes it reported.
 - `alerts`: maintenance windows, delay alerts, their evidence, changes and notifications.
+- `forwarding`: the publisher's endpoints, the outbox of messages to them, their attempts.
 - `rollups`: the dashboard's cached figures of closed days.
 - `sql`: the few statements the ORM cannot write, behind named functions.
 """
@@ -43,6 +44,15 @@ from .deliveries import (
     generate_secret,
     hash_secret,
 )
+from .forwarding import (
+    KINDS,
+    Attempt,
+    Endpoint,
+    Message,
+    MessageStatus,
+    MessageType,
+    generate_signing_secret,
+)
 from .reconciliation import (
     ApiChange,
     ImpactAccount,
@@ -55,6 +65,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "COUNTS",
     "DEFAULT_HEADER",
+    "KINDS",
     "MONEY",
     "MONEY_FIELDS",
     "TRACKED_FIELDS",
@@ -66,13 +77,18 @@ __all__ = [
     "AlertStatus",
     "AllowedNetwork",
     "ApiChange",
+    "Attempt",
     "Brand",
     "Credential",
     "DelayAlert",
     "Delivery",
+    "Endpoint",
     "EventSource",
     "ImpactAccount",
     "MaintenanceWindow",
+    "Message",
+    "MessageStatus",
+    "MessageType",
     "Notification",
     "NotificationChannel",
     "NotificationReason",
@@ -83,5 +99,6 @@ __all__ = [
     "RefusedAttempt",
     "WatcherHeartbeat",
     "generate_secret",
+    "generate_signing_secret",
     "hash_secret",
 ]

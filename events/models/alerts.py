@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from .actions import ActionEvent, Brand
+from .forwarding import Endpoint
 from .reconciliation import ApiChange
 
 
@@ -50,6 +51,7 @@ class AlertKind(models.TextChoices):
     MISSING = "missing", "Missing postbacks"
     SILENT = "silent", "Silent brand"
     STALLED = "stalled", "Processing stalled"
+    FORWARDING = "forwarding", "Forwarding failing"
 
 
 class AlertStatus(models.TextChoices):
@@ -93,6 +95,14 @@ class DelayAlert(models.Model):
         related_name="delay_alerts",
         help_text="Empty for an alert about this installation itself (processing stalled).",
     )
+    endpoint = models.ForeignKey(
+        Endpoint,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="alerts",
+        help_text="Forwarding alerts: the endpoint that fails.",
+    )
     expected = models.BooleanField(default=False, help_text="Its delay overlaps a maintenance window: not notified.")
     summary = models.CharField(max_length=500, help_text="What the first item says.")
     item_count = models.PositiveIntegerField(default=0)
@@ -133,7 +143,8 @@ class DelayAlert(models.Model):
     @property
     def title(self) -> str:
         more = f" (and {self.item_count - 1} more)" if self.item_count > 1 else ""
-        return f"{self.get_kind_display()} – {self.brand or 'postback processing'}: {self.summary}{more}"
+        about = self.brand or self.endpoint or "postback processing"
+        return f"{self.get_kind_display()} – {about}: {self.summary}{more}"
 
     @property
     def active(self) -> bool:

@@ -4,11 +4,11 @@ The request path only stores a delivery (`received`) and answers. A processor th
 received deliveries in id order (`select_for_update(skip_locked=True)` on PostgreSQL, so several
 processors on several hosts never take the same one; on SQLite the batch's IMMEDIATE transaction
 runs one writer at a time) and, in one transaction: parses each (`impact`), applies them through
-the lifecycle (`lifecycle.apply_batch`), runs the alert hook once, keeps the dashboard's rollups
-true and records every outcome. A delivery that raises is isolated: the batch is applied again one
-delivery at a time, and the one that raises is marked `failed` with its traceback while the rest
-commits. A lost connection rolls the whole batch back: its deliveries stay `received` and are taken
-again. Replays go through the same code.
+the lifecycle (`lifecycle.apply_batch`), runs the alert hook once, writes the forwarding outbox's
+messages for the changes, keeps the dashboard's rollups true and records every outcome. A delivery
+that raises is isolated: the batch is applied again one delivery at a time, and the one that raises
+is marked `failed` with its traceback while the rest commits. A lost connection rolls the whole
+batch back: its deliveries stay `received` and are taken again. Replays go through the same code.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from events import impact, lifecycle
+from events import forwarding, impact, lifecycle
 from events.alerts import after_batch
 from events.common import logs
 from events.impact import escape_nul
@@ -189,6 +189,7 @@ def _apply(deliveries: list[Delivery], started: float) -> Counter:
     logs.bind_delivery(None)  # the batch's own lines are about no one delivery
     results = lifecycle.apply_batch(changes) if changes else []
     after_batch(results)
+    forwarding.write_messages(results)
     rollups.changed(*(d.received_at for d in deliveries))
     return _record_outcomes(changes, results, invalid, _elapsed_ms(started) // max(1, len(deliveries)))
 

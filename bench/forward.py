@@ -1,0 +1,133 @@
+"""Benchmark: 10,000 changes fanned out to one local endpoint.
+
+Stores 10,000 postbacks (5,000 actions: tracked, then a modification for each) as received
+deliveries, applies them with the processor (the outbox written in its batches), then sends every
+message to a local receiver (a threaded http.server on 127.0.0.1 that verifies nothing and answers
+204) with the dispatcher, round after round. Prints the processor's apply rate, the dispatcher's
+messages/s, and their ratio (target: at least 500 messages/s).
+
+    BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/fwd_bench .venv/bin/python bench/forward.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlencode
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/fwd_bench")
+os.environ["DATABASE_URL"] = URL
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "postbacks_site.settings")
+os.environ.setdefault("LOG_LEVEL", "ERROR")
+os.environ["FORWARD_ALLOW_PRIVATE_TARGETS"] = "true"
+
+ACTIONS = 5_000
+
+
+def ensure_database() -> None:
+    name = URL.rsplit("/", 1)[1]
+    with psycopg.connect(URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+class Quiet(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def main() -> None:
+    ensure_database()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from events.forwarding import dispatch_due
+    from events.models import Delivery, Endpoint, Message
+    from events.processing import process_pending
+
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE events_attempt, events_message, events_endpoint, events_delivery, events_actionevent, "
+            "events_action CASCADE"
+        )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Endpoint.objects.create(url=f"http://127.0.0.1:{server.server_port}/hooks", description="bench")
+
+    # Recent changes, as a live stream is: no late-postback evidence to write (not what is measured).
+    created = datetime.now(UTC) - timedelta(minutes=2)
+    base = {
+        "CampaignId": "1001",
+        "CampaignName": "Bench",
+        "Status": "PENDING",
+        "Currency": "USD",
+        "CreationDate": created.isoformat(),
+    }
+    deliveries = []
+    for n in range(ACTIONS):
+        tracked = {**base, "ActionId": f"F{n}", "Amount": "100.00", "Payout": "10.00"}
+        modified = {
+            **tracked,
+            "Amount": "80.00",
+            "DeltaAmount": "-20.00",
+            "UpdateDate": (created + timedelta(minutes=1)).isoformat(),
+        }
+        for params in (tracked, modified):
+            deliveries.append(Delivery(method="GET", path="/postbacks/impact/", query_string=urlencode(params)))
+    deliveries.sort(key=lambda d: d.query_string.count("UpdateDate"))  # every tracked first
+    Delivery.objects.bulk_create(deliveries, batch_size=2000)
+
+    started = time.monotonic()
+    report = process_pending()
+    apply_seconds = time.monotonic() - started
+    messages = Message.objects.count()
+    apply_rate = report.count / apply_seconds
+    print(
+        f"processor: {report.count} postbacks applied in {apply_seconds:.1f} s ({apply_rate:.0f}/s), "
+        f"{messages} messages written"
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE events_message")  # as autovacuum would, before the dispatcher plans its claims
+    started = time.monotonic()
+    sent = 0
+    while (n := dispatch_due()) > 0:
+        sent += n
+    seconds = time.monotonic() - started
+    delivered = Message.objects.filter(status="delivered").count()
+    rate = delivered / seconds
+    print(
+        f"dispatcher: {delivered} of {messages} messages delivered in {seconds:.1f} s ({rate:.0f} messages/s, "
+        f"{sent} attempts)"
+    )
+    print(
+        f"ratio over the processor's apply rate: {rate / apply_rate:.2f}; target >= 500 messages/s: "
+        f"{'met' if rate >= 500 else 'NOT met'}"
+    )
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
