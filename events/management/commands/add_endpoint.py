@@ -1,3 +1,5 @@
+"""`manage.py add_endpoint`: a forwarding endpoint, its signing secret printed alone on the last line."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from events.models import KINDS, Brand, Endpoint

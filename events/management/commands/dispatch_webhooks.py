@@ -1,3 +1,5 @@
+"""`manage.py dispatch_webhooks`: the dispatcher's loop, sending the forwarding outbox's messages."""
+
 import logging
 import signal
 import threading
