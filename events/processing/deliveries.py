@@ -200,7 +200,9 @@ def _record_outcomes(changes, results, invalid: list[Delivery], share_ms: int) -
     common = {"processed_at": now, "processing_ms": share_ms, "traceback": ""}
     applied = [c.delivery.pk for c, r in zip(changes, results, strict=True) if r.outcome == Outcome.APPLIED]
     if applied:
-        created = ActionEvent.objects.filter(delivery=OuterRef("pk"))
+        # No ordering: each is one probe of the index on the event's delivery (a sort there, from
+        # ActionEvent.Meta.ordering, led the planner away from it before the first ANALYZE).
+        created = ActionEvent.objects.filter(delivery=OuterRef("pk")).order_by()
         Delivery.objects.filter(pk__in=applied).update(
             outcome=Outcome.APPLIED,
             reason="",
