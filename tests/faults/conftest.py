@@ -311,7 +311,8 @@ def processor(database, tmp_path):
 
 
 def batch_in_flight(cluster: Cluster, database: str) -> bool:
-    """A processor is inside a batch that has written and not committed yet (a transaction id taken)."""
+    """A processor is inside a batch: it has claimed deliveries (row locks take a transaction id) and
+    not committed yet."""
     rows = cluster.sql(
         "postgres",
         "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = %s AND backend_xid IS NOT NULL",

@@ -508,20 +508,27 @@ def test_backlog_burst_after_a_maintenance_pause_is_stored_and_applied(database,
     batches = worker.batches()
     applied = sum(n for n, _ in batches)
     in_batches = sum(ms for _, ms in batches) / 1000
+    times = [ms / 1000 for _, ms in batches]
+    sending = acknowledged_at - started
+    during = int(sent.group(1)) - backlog_at_acknowledgement
+    draining = max(0.0, drained_at - acknowledged_at)
     memory = ", ".join(
         f"{'processor ' if pid == worker.process.pid else ''}{pid}: {kib / 1024:.0f} MiB"
         for pid, kib in sorted(peaks.items())
     )
     print(
-        f"\nBurst: {size} actions, {sent.group(1)} postbacks, {finished - started:.1f} s in all; deliveries {stored}"
+        f"\nBurst: {size} actions, {sent.group(1)} postbacks, {finished - started:.1f} s in all; deliveries {stored}; "
+        f"load average {os.getloadavg()[1]:.1f} on {os.cpu_count()} CPUs (5 min, as it ends)"
         f"\n  sending: every postback acknowledged after {acknowledged_at - started:.1f} s (the simulator: "
         f"{sent.group(2)} s, {sent.group(3)}/s, the maintenance pause included)"
         f"\n  request path: {len(requests)} answers, {statistics.mean(requests):.1f} ms mean, "
         f"{statistics.quantiles(requests, n=100)[98]:.0f} ms p99, {sum(requests) / 1000:.1f} s of worker time "
         f"in all ({workers} workers)"
         f"\n  processor: {applied} deliveries in {len(batches)} batches, {in_batches:.1f} s inside batches "
-        f"({applied / max(in_batches, 1e-3):.0f}/s); at most {most_waiting} waiting; {backlog_at_acknowledgement} "
-        f"waiting at the last acknowledgement, drained {max(0.0, drained_at - acknowledged_at):.1f} s after it"
+        f"({applied / max(in_batches, 1e-3):.0f}/s; a batch {min(times):.1f} s to {max(times):.1f} s, median "
+        f"{statistics.median(times):.1f} s); while postbacks arrived {during} applied ({during / sending:.0f}/s), "
+        f"{backlog_at_acknowledgement} waiting at the last acknowledgement (at most {most_waiting}), drained "
+        f"{draining:.1f} s after it ({backlog_at_acknowledgement / max(draining, 1e-3):.0f}/s)"
         f"\n  verification: {finished - drained_at:.1f} s after the drain"
         f"\n  peak RSS (VmHWM): {memory}"
     )
