@@ -15,7 +15,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events.models import Action, Delivery, Outcome
+from events.models import Action, Delivery
 
 from .credentials import Authenticated, Refusal, authenticate
 
@@ -91,9 +91,11 @@ class ActionStateView(APIView):
             raise exceptions.ValidationError({"ids": "Give ActionIds, comma-separated: ?ids=A,B"})
         if len(ids) > MAX_IDS:
             raise exceptions.ValidationError({"ids": f"At most {MAX_IDS} ActionIds per request ({len(ids)} given)."})
+        # Counted first: a batch applied after the count shows in the page, never the reverse (a page
+        # read before a batch committed, and a count of 0 after it, would pass for the final state).
+        pending = Delivery.objects.pending().count()
         actions = Action.objects.filter(action_id__in=ids).prefetch_related("events")
         found = [action_state(action) for action in actions]
         known = {item["action_id"] for item in found}
         # `pending`: deliveries stored but not applied yet, so a caller knows whether to ask again.
-        pending = Delivery.objects.filter(outcome=Outcome.RECEIVED, pruned_at__isnull=True).count()
         return Response({"actions": found, "missing": [i for i in ids if i not in known], "pending": pending})
