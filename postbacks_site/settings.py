@@ -11,6 +11,7 @@ import zoneinfo
 from pathlib import Path
 
 import environ
+from csp.utils import DEFAULT_DIRECTIVES
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -86,15 +87,16 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "csp",
     "events",
     "dashboard",
 ]
 
-# Request ids for log lines first; the Content-Security-Policy header on every response.
+# Request ids for log lines first; the Content-Security-Policy header on every response (django-csp).
 MIDDLEWARE = [
     "events.common.logs.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "postbacks_site.middleware.SecurityHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -288,7 +290,7 @@ LOGGING = {
         "plain": {
             "format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s delivery=%(delivery_id)s] %(message)s"
         },
-        "json": {"()": "events.common.logs.JsonFormatter"},
+        "json": {"()": "events.common.logs.json_formatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
@@ -313,12 +315,30 @@ if POSTBACK_REFUSAL_THROTTLE_RATE and not re.fullmatch(r"[1-9]\d*/[smhd]\w*", PO
     raise ImproperlyConfigured("POSTBACK_REFUSAL_THROTTLE_RATE must look like 30/m (per s, m, h or d)")
 # Proxies (CIDRs) whose X-Forwarded-For is believed; from anyone else the header is ignored.
 TRUSTED_PROXIES = _cidrs("TRUSTED_PROXIES")
-# No inline scripts or styles, no framing (frame-ancestors 'none'); empty disables the header.
-CONTENT_SECURITY_POLICY = env.str(
-    "CONTENT_SECURITY_POLICY",
-    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-).strip()
+# Content-Security-Policy of every response (django-csp): no inline scripts or styles, no framing
+# (frame-ancestors 'none'). The variable is the header's text; empty: no header.
+_CSP_DEFAULT = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _csp(text: str) -> dict | None:
+    """`directive value value; directive ...` as django-csp's CONTENT_SECURITY_POLICY setting."""
+    directives = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, *values = part.split()
+        if name.lower() not in DEFAULT_DIRECTIVES:  # django-csp would drop it without a word
+            raise ImproperlyConfigured(f"CONTENT_SECURITY_POLICY: unknown directive {name!r}")
+        directives[name.lower()] = values or True
+    if not directives:
+        return None
+    # default-src is django-csp's only default: state it, so the header says exactly what was asked.
+    directives.setdefault("default-src", None)
+    return {"DIRECTIVES": directives}
+
+
+CONTENT_SECURITY_POLICY = _csp(env.str("CONTENT_SECURITY_POLICY", default=_CSP_DEFAULT))
 # /metrics (Prometheus): a bearer token, or client addresses allowed without one.
 # With neither set, /metrics answers 403.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
