@@ -263,9 +263,13 @@ ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
 if ALERT_WEBHOOK_URL and not ALERT_WEBHOOK_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured("ALERT_WEBHOOK_URL must be an http:// or https:// URL")
 # impact.com's REST API (the account itself is entered in Django admin).
+# The Auth Token goes with every request: https only, unless IMPACT_API_ALLOW_HTTP (a local test server).
 IMPACT_API_BASE_URL = env.str("IMPACT_API_BASE_URL", default="https://api.impact.com").rstrip("/")
-if not IMPACT_API_BASE_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured("IMPACT_API_BASE_URL must be an http:// or https:// URL")
+IMPACT_API_ALLOW_HTTP = _bool("IMPACT_API_ALLOW_HTTP", False)
+if not IMPACT_API_BASE_URL.startswith(("http://", "https://") if IMPACT_API_ALLOW_HTTP else ("https://",)):
+    raise ImproperlyConfigured(
+        "IMPACT_API_BASE_URL must be an https:// URL (http:// only with IMPACT_API_ALLOW_HTTP=true, for tests)"
+    )
 # At most this many API requests per hour (impact.com documents about 500 for Actions).
 IMPACT_API_REQUESTS_PER_HOUR = _int("IMPACT_API_REQUESTS_PER_HOUR", 500, minimum=1)
 IMPACT_API_TIMEOUT = _int("IMPACT_API_TIMEOUT", 30, minimum=1)

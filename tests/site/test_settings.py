@@ -98,6 +98,7 @@ def test_debug_is_off_unless_set():
         ("DELAY_ALERT_AFTER_MINUTES", "0", "DELAY_ALERT_AFTER_MINUTES must be at least 1"),
         ("DEBUG", "maybe", "DEBUG must be true or false"),
         ("DATABASE_URL", "not a url", "DATABASE_URL"),
+        ("IMPACT_API_BASE_URL", "http://api.impact.com", "IMPACT_API_BASE_URL must be an https:// URL"),
     ],
 )
 def test_a_bad_variable_refuses_to_start_naming_it(name, value, message):
