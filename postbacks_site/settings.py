@@ -304,18 +304,16 @@ LOGGING = {
 }
 
 # --- Hardening (the refusal throttle, the allow-list's proxies, /metrics) --------------------
-# Shared by every gunicorn worker (and host, with the database cache): the refusal throttle
-# lives here. Default: the `django_cache` table (`manage.py createcachetable`, run by `make run`
-# and by the test database setup). filecache:///var/tmp/postbacks works for one host.
+# Django's cache. Nothing on the request path needs it shared: the throttles count in the
+# database (events.models.throttles), so the default is each process's memory.
 try:
-    CACHES = {"default": env.cache_url_config(env.str("CACHE_URL", default="") or "dbcache://django_cache")}
+    CACHES = {"default": env.cache_url_config(env.str("CACHE_URL", default="") or "locmemcache://")}
 except (ValueError, KeyError) as exc:
     raise ImproperlyConfigured(f"CACHE_URL is not a cache URL: {exc}") from exc
-POSTBACK_THROTTLE_CACHE = "default"
-# Refused postbacks allowed per client address before 429 (DRF rate: N/s, N/m, N/h, N/d;
-# empty: no throttle). Valid credentials are never throttled.
+# Refused postbacks allowed per client address before 429 (N/s, N/m, N/h, N/d, counted in fixed
+# windows; empty: no throttle). Valid credentials are never throttled.
 POSTBACK_REFUSAL_THROTTLE_RATE = env.str("POSTBACK_REFUSAL_THROTTLE_RATE", default="30/m").strip()
-if POSTBACK_REFUSAL_THROTTLE_RATE and not re.fullmatch(r"[1-9]\d*/[smhd]\w*", POSTBACK_REFUSAL_THROTTLE_RATE):
+if POSTBACK_REFUSAL_THROTTLE_RATE and not re.fullmatch(r"[1-9][0-9]{0,8}/[smhd]\w*", POSTBACK_REFUSAL_THROTTLE_RATE):
     raise ImproperlyConfigured("POSTBACK_REFUSAL_THROTTLE_RATE must look like 30/m (per s, m, h or d)")
 # Proxies (CIDRs) whose X-Forwarded-For is believed; from anyone else the header is ignored.
 TRUSTED_PROXIES = _cidrs("TRUSTED_PROXIES")

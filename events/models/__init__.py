@@ -5,6 +5,7 @@
 - `reconciliation`: the impact.com API account and the changes it reported.
 - `alerts`: maintenance windows, delay alerts, their evidence, changes and notifications.
 - `rollups`: the dashboard's cached figures of closed days.
+- `throttles`: attempts counted per key in fixed windows, the store of every throttle.
 - `sql`: the few statements the ORM cannot write, behind named functions.
 """
 
@@ -50,6 +51,10 @@ from .reconciliation import (
 from .rollups import (
     OverviewRollup,
 )
+from .throttles import (
+    RateWindow,
+    parse_rate,
+)
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -78,10 +83,12 @@ __all__ = [
     "NotificationReason",
     "Outcome",
     "OverviewRollup",
+    "RateWindow",
     "RefusalCounter",
     "RefusalReason",
     "RefusedAttempt",
     "WatcherHeartbeat",
     "generate_secret",
     "hash_secret",
+    "parse_rate",
 ]

@@ -100,6 +100,9 @@ class RefusalReason(models.TextChoices):
     EXPIRED_CREDENTIAL = "expired_credential", "Credential expired"
     ADDRESS_NOT_ALLOWED = "address_not_allowed", "Source address not in the allow-list"
     THROTTLED = "throttled", "Too many refused attempts from the address (429)"
+    # Not a reason of its own: refusals answered while the throttle's store failed (each is also
+    # counted under its own reason). Logged, and shown apart in /metrics.
+    THROTTLE_FAILED = "throttle_failed", "Refused without the throttle: its store failed"
 
 
 class RefusedAttemptQuerySet(models.QuerySet):

@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 
 import pytest
 from django.apps import apps
-from django.core.cache import cache
 from django.db import connection
 
 from events.models import Credential, Delivery
@@ -24,7 +23,6 @@ from tests.conftest import ENDPOINT, postback_params
 @pytest.fixture
 def planted(db, settings):
     settings.POSTBACK_REFUSAL_THROTTLE_RATE = "3/m"
-    cache.clear()
     secret = f"planted-{uuid.uuid4().hex}"
     credential, _ = Credential.create_with_secret(label="planted", secret=secret)
     return credential, secret, f"wrong-{uuid.uuid4().hex}"
