@@ -36,7 +36,8 @@ class CredentialForm(forms.ModelForm):
         strip=True,
         widget=forms.PasswordInput(render_value=False),
         help_text="Paste the value agreed with impact.com support, or leave empty to have one generated "
-        "(shown once). Only a hash is stored. Leave empty when editing to keep the current secret.",
+        "(shown once). Only a keyed hash and its last 4 characters are stored. Leave empty when editing "
+        "to keep the current secret.",
     )
 
     class Meta:

@@ -4,6 +4,9 @@ Every variable is listed in `.env.example` with its default. A bad value raises
 ImproperlyConfigured naming the variable.
 """
 
+import base64
+import hashlib
+import hmac
 import ipaddress
 import re
 import secrets
@@ -11,6 +14,7 @@ import zoneinfo
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from csp.utils import DEFAULT_DIRECTIVES
 from django.core.exceptions import ImproperlyConfigured
 
@@ -71,6 +75,35 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _derived(purpose: str) -> bytes:
+    """Outside production, a key of its own for each purpose, derived from SECRET_KEY."""
+    return hmac.new(SECRET_KEY.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def _required_key(name: str) -> str:
+    value = env.str(name, default="").strip()
+    if not value and PRODUCTION:
+        raise ImproperlyConfigured(f"{name} is required when PRODUCTION=true (see .env.example)")
+    return value
+
+
+# Credentials are stored as HMAC-SHA256 hashes under this key (32+ characters). Changing it makes
+# every stored credential unrecognised: issue new ones. Unset outside production: derived from SECRET_KEY.
+CREDENTIAL_HASH_KEY = _required_key("CREDENTIAL_HASH_KEY") or _derived("credential-hash").hex()
+if len(CREDENTIAL_HASH_KEY) < 32:
+    raise ImproperlyConfigured("CREDENTIAL_HASH_KEY must be at least 32 characters")
+# Fernet keys (comma-separated; the first encrypts, all decrypt) for the impact.com Auth Token at
+# rest. Make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+ENCRYPTION_KEYS = [key.strip() for key in _required_key("ENCRYPTION_KEY").split(",") if key.strip()] or [
+    base64.urlsafe_b64encode(_derived("encryption")).decode()
+]
+for _key in ENCRYPTION_KEYS:
+    try:
+        Fernet(_key)
+    except ValueError as exc:
+        raise ImproperlyConfigured("ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes each)") from exc
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The address impact.com reaches this instance on; used to print the URL template.

@@ -3,7 +3,6 @@ delivery as stored before anything parses it."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 
@@ -11,13 +10,15 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from events.common import crypto
 from events.common.networks import parse_network
 
 DEFAULT_HEADER = "X-Postback-Token"
 
 
 def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    """Keyed (CREDENTIAL_HASH_KEY): what is stored of a credential, and what a presented one is compared by."""
+    return crypto.credential_hash(secret)
 
 
 def generate_secret() -> str:
@@ -56,9 +57,9 @@ class Credential(models.Model):
         default=DEFAULT_HEADER,
         help_text="The HTTP header impact.com support adds to every postback.",
     )
-    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False, help_text="HMAC-SHA256, keyed.")
     secret_hint = models.CharField(
-        max_length=12, editable=False, help_text="The first characters, to tell secrets apart."
+        max_length=12, blank=True, editable=False, help_text="The last 4 characters, to tell secrets apart."
     )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -70,11 +71,11 @@ class Credential(models.Model):
     objects = CredentialQuerySet.as_manager()
 
     def __str__(self) -> str:
-        return f"{self.label} ({self.header_name}, {self.secret_hint}…)"
+        return f"{self.label} ({self.header_name}, …{self.secret_hint})"
 
     def set_secret(self, secret: str) -> None:
         self.secret_hash = hash_secret(secret)
-        self.secret_hint = secret[:4]
+        self.secret_hint = secret[-4:] if len(secret) >= 16 else ""
 
     def matches(self, presented_hash: str) -> bool:
         return hmac.compare_digest(self.secret_hash, presented_hash)

@@ -59,6 +59,8 @@ def _production_settings(*names: str) -> dict[str, str]:
         "PRODUCTION": "true",
         "SECRET_KEY": "x" * 60,
         "ALLOWED_HOSTS": "postbacks.example.com",
+        "CREDENTIAL_HASH_KEY": "k" * 40,
+        "ENCRYPTION_KEY": "fY-S6jrGCHlRRgw3dDmIY6oZ3eUHafy3xi6T1vtJ6o0=",
         "DJANGO_SETTINGS_MODULE": "postbacks_site.settings",
     }
     code = "from django.conf import settings\n" + "\n".join(f"print({n!r}, repr(settings.{n}))" for n in names)
