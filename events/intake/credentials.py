@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from events import lifecycle
 from events.common.networks import address_allowed, client_address
-from events.models import AllowedNetwork, Credential, RefusalReason, hash_secret
+from events.models import AllowedNetwork, Credential, CredentialHeader, RefusalReason, hash_secret
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -36,7 +36,7 @@ class Refusal:
 class Authenticated:
     credential: Credential
     secret: str
-    header_names: set[str]  # every credential header, all redacted from what is stored
+    header_names: set[str]  # every credential header ever configured, all redacted from what is stored
     config: AuthConfig  # what the decision was made from; store() checks it still holds
 
 
@@ -47,6 +47,7 @@ class AuthConfig:
     credentials: tuple[Credential, ...]
     networks: tuple[str, ...]  # active AllowedNetwork cidrs; empty: every address may send
     loaded_at: float
+    header_names: frozenset[str] = frozenset()  # CredentialHeader: every credential header ever configured
 
 
 # Reading both for every postback cost two of its statements. A process keeps them for
@@ -67,6 +68,7 @@ def auth_config(*, refresh: bool = False) -> AuthConfig:
             credentials=tuple(Credential.objects.filter(active=True)),
             networks=tuple(sorted(AllowedNetwork.objects.filter(active=True).values_list("cidr", flat=True))),
             loaded_at=time.monotonic(),
+            header_names=frozenset(CredentialHeader.objects.values_list("name", flat=True)),
         )
     return config
 
@@ -135,7 +137,7 @@ def _presented(request: HttpRequest, config: AuthConfig) -> set[str]:
 
 def _match(presented: set[str], config: AuthConfig) -> Authenticated | Refusal:
     now = timezone.now()
-    names = {c.header_name for c in config.credentials}
+    names = {c.header_name for c in config.credentials} | config.header_names
     expired = None
     for secret in presented:
         digest = hash_secret(secret)

@@ -73,6 +73,10 @@ class Credential(models.Model):
     def __str__(self) -> str:
         return f"{self.label} ({self.header_name}, …{self.secret_hint})"
 
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        CredentialHeader.objects.get_or_create(name=self.header_name.lower())
+
     def set_secret(self, secret: str) -> None:
         self.secret_hash = hash_secret(secret)
         self.secret_hint = secret[-4:] if len(secret) >= 16 else ""
@@ -92,6 +96,20 @@ class Credential(models.Model):
         credential.set_secret(secret)
         credential.save()
         return credential, secret
+
+
+class CredentialHeader(models.Model):
+    """Every header name a credential was ever given: redacted from every stored delivery for good.
+
+    impact.com keeps sending a credential's header for a while after it was switched off (rotation),
+    and a deleted credential's header may still carry its secret: a name is never forgotten.
+    """
+
+    name = models.CharField(max_length=100, unique=True, help_text="Lower case.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class RefusalReason(models.TextChoices):
