@@ -128,6 +128,12 @@ def decide(request: HttpRequest, config: AuthConfig, secret: str | None = None) 
     return _match(presented, config)
 
 
+def presents_credential(request: HttpRequest) -> bool:
+    """Whether the request carries anything where a credential may be (an active credential's
+    header, or `token`), right or wrong. Nothing found is confirmed from a fresh read."""
+    return bool(_presented(request, auth_config()) or _presented(request, auth_config(refresh=True)))
+
+
 def _presented(request: HttpRequest, config: AuthConfig) -> set[str]:
     """Every value the request carries where a credential may be: the credentials' headers and `token`."""
     values = {request.headers.get(c.header_name) for c in config.credentials}
