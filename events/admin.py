@@ -115,7 +115,7 @@ class CredentialAdmin(admin.ModelAdmin):
             )
 
 
-@admin.action(description="Replay selected deliveries (applied ones stay applied)")
+@admin.action(description="Replay selected deliveries (applied ones stay applied)", permissions=["replay"])
 def replay_deliveries(modeladmin, request, queryset):
     counts = replay(queryset.order_by("id"))
     summary = ", ".join(f"{outcome}: {n}" for outcome, n in sorted(counts.items())) or "nothing"
@@ -133,6 +133,9 @@ class DeliveryAdmin(CountedInOverviewAdmin):
     exclude = ["body"]
     list_select_related = []
     show_full_result_count = False
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("events.replay_delivery")
 
 
 class ActionEventInline(admin.TabularInline):

@@ -25,7 +25,7 @@ from events.models import (
     WatcherHeartbeat,
 )
 
-from ..access import staff_required
+from ..access import ACKNOWLEDGE, can, permission_required
 
 PAGE_SIZE = 100
 NOTE_MAX = 2000
@@ -86,6 +86,7 @@ def alert_detail(request, pk: int):
         "items": alert.items.all()[:1000],
         "changes": alert.changes.select_related("user"),
         "notifications": alert.notifications.all(),
+        "can_acknowledge": can(request.user, ACKNOWLEDGE),
     }
     return render(request, "dashboard/alerts/detail.html", context)
 
@@ -134,7 +135,7 @@ def _note(request) -> str:
     return request.POST.get("note", "").strip()[:NOTE_MAX]
 
 
-@staff_required
+@permission_required(*ACKNOWLEDGE)
 @require_POST
 def alert_acknowledge(request, pk: int):
     return _change_status(
@@ -146,7 +147,7 @@ def alert_acknowledge(request, pk: int):
     )
 
 
-@staff_required
+@permission_required(*ACKNOWLEDGE)
 @require_POST
 def alert_resolve(request, pk: int):
     return _change_status(

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from events.models import Delivery, RefusalCounter, RefusedAttempt
 from events.processing import replay as replay_deliveries
 
-from ..access import staff_required
+from ..access import REPLAY, can, permission_required
 from ..exports import csv_response
 from ..filters import DeliveryFilter, RefusedFilter
 from ..paging import keyset_page
@@ -33,11 +33,15 @@ def deliveries(request):
     # The page's rows leave out the payload; the CSV names its own columns.
     stored = Delivery.objects.defer("body", "traceback", "headers")
     filterset = DeliveryFilter(request.GET or None, queryset=stored, tz=display_zone())
-    context = {"replayable": {"invalid", "failed", "received"}, "replayed_ids": request.GET.get("ids", "")}
+    context = {
+        "replayable": {"invalid", "failed", "received"},
+        "replayed_ids": request.GET.get("ids", ""),
+        "can_replay": can(request.user, REPLAY),
+    }
     return _log(request, filterset, "dashboard/deliveries.html", context, "deliveries.csv", DELIVERY_CSV_HEADER)
 
 
-@staff_required
+@permission_required(*REPLAY)
 @require_POST
 def replay(request):
     try:

@@ -104,4 +104,12 @@ class Migration(migrations.Migration):
             ],
         ),
         migrations.RunPython(remember_credential_headers, migrations.RunPython.noop),
+        migrations.AlterModelOptions(
+            name='delayalert',
+            options={'ordering': ['-opened_at', '-id'], 'permissions': [('acknowledge_delayalert', 'Can acknowledge and resolve delay alerts')]},
+        ),
+        migrations.AlterModelOptions(
+            name='delivery',
+            options={'permissions': [('replay_delivery', 'Can replay deliveries (dashboard and admin)')], 'verbose_name_plural': 'deliveries'},
+        ),
     ]

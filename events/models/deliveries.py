@@ -226,6 +226,7 @@ class Delivery(models.Model):
 
     class Meta:
         verbose_name_plural = "deliveries"
+        permissions = [("replay_delivery", "Can replay deliveries (dashboard and admin)")]
         indexes = [
             # Deliveries page and admin list: newest first, filtered by outcome.
             models.Index(fields=["outcome", "-received_at"], name="delivery_outcome_recv"),
