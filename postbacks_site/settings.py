@@ -125,7 +125,8 @@ INSTALLED_APPS = [
     "dashboard",
 ]
 
-# Request ids for log lines first; the Content-Security-Policy header on every response (django-csp).
+# Request ids for log lines first; the Content-Security-Policy header on every response (django-csp);
+# a NUL byte in any input but a postback's is a 400 before a view sees it.
 MIDDLEWARE = [
     "events.common.logs.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -133,6 +134,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "postbacks_site.middleware.RejectNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -26,6 +26,7 @@ from events.models import (
 )
 
 from ..access import ACKNOWLEDGE, can, permission_required
+from ..filters import parse_id
 
 PAGE_SIZE = 100
 NOTE_MAX = 2000
@@ -54,8 +55,9 @@ def alert_list(request):
         shown = shown.filter(status=status)
     if kind in AlertKind.values:
         shown = shown.filter(kind=kind)
-    if brand.isdigit():
-        shown = shown.filter(brand_id=int(brand))
+    if brand:  # not an id: no brand has it, so no alert either
+        brand_id = parse_id(brand)
+        shown = shown.filter(brand_id=brand_id) if brand_id is not None else shown.none()
     if expected in ("yes", "no"):
         shown = shown.filter(expected=expected == "yes")
     shown = shown.annotate(status_order=_status_order()).order_by("status_order", "-opened_at", "-id")

@@ -17,7 +17,7 @@ from events.processing import replay as replay_deliveries
 
 from ..access import REPLAY, can, permission_required
 from ..exports import csv_response
-from ..filters import DeliveryFilter, RefusedFilter
+from ..filters import DeliveryFilter, RefusedFilter, parse_id
 from ..paging import keyset_page
 from ..timezones import display_zone
 from .common import csv_query, wants_csv
@@ -44,10 +44,10 @@ def deliveries(request):
 @permission_required(*REPLAY)
 @require_POST
 def replay(request):
-    try:
-        ids = sorted({int(value) for value in request.POST.getlist("delivery")})
-    except ValueError:
+    ids = {parse_id(value) for value in request.POST.getlist("delivery")}
+    if None in ids:
         return HttpResponseBadRequest("Delivery ids must be numbers.")
+    ids = sorted(ids)
     if not ids:
         messages.warning(request, "Select at least one invalid or failed delivery to replay.")
         return redirect("deliveries")

@@ -13,6 +13,7 @@ from events.models import DEFAULT_HEADER, Credential, Delivery
 from events.simulation import synthetic
 
 from ..access import REMOVE_TEST_ACTION, SEND_TEST_POSTBACK, can, permission_required, staff_required
+from ..filters import parse_id
 from .common import endpoint_url
 
 
@@ -22,8 +23,8 @@ def setup(request):
     credentials = Credential.objects.usable().exclude(label=synthetic.TEST_CREDENTIAL_LABEL)
     headers = sorted(set(credentials.values_list("header_name", flat=True))) or [DEFAULT_HEADER]
     test_delivery = None
-    delivery_id = request.GET.get("delivery", "")
-    if delivery_id.isdigit():
+    delivery_id = parse_id(request.GET.get("delivery", ""))
+    if delivery_id is not None:
         test_delivery = (
             Delivery.objects.filter(pk=delivery_id, action_id__startswith=synthetic.TEST_PREFIX)
             .select_related("event", "credential")
