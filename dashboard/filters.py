@@ -1,17 +1,21 @@
 """django-filter FilterSets for the brand timeline, the deliveries log and the refused attempts.
 
-Date filters are whole days in the display time zone. Invalid values show an error
-beside their field and are ignored, so the page still answers.
+Date filters are whole days in the display time zone, between FIRST_DAY and LAST_DAY and at most
+MAX_RANGE_DAYS apart (a start alone runs to today). Invalid values show an error beside their
+field and are ignored, so the page still answers.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import django_filters
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils import timezone
 
-from events.common.times import day_start
+from events.common.times import FIRST_DAY, LAST_DAY, day_range_problem, day_start
 from events.impact import Lifecycle
 from events.models import Action, ActionEvent, Delivery, Outcome, RefusalReason, RefusedAttempt
 
@@ -20,16 +24,74 @@ class CheckboxFilter(django_filters.BooleanFilter):
     field_class = forms.BooleanField
 
 
+MAX_ID = 2**63 - 1  # a bigint
+_ID = re.compile(r"[0-9]{1,19}")
+
+
+def parse_id(text: str) -> int | None:
+    """A row id as a request may give one (ASCII digits, within a bigint), or None."""
+    text = text.strip()
+    if not _ID.fullmatch(text) or int(text) > MAX_ID:
+        return None
+    return int(text)
+
+
+class IdListField(forms.CharField):
+    """Comma-separated row ids, at most MAX_IDS of them."""
+
+    MAX_IDS = 500
+
+    def clean(self, value):
+        parts = [part for part in (super().clean(value) or "").split(",") if part.strip()]
+        ids = [parse_id(part) for part in parts]
+        if None in ids:
+            raise forms.ValidationError("Give delivery ids as numbers, comma-separated.")
+        if len(ids) > self.MAX_IDS:
+            raise forms.ValidationError(f"At most {self.MAX_IDS} ids.")
+        return ids
+
+
+def _day_bounds():
+    message = f"Dates run from {FIRST_DAY:%Y-%m-%d} to {LAST_DAY:%Y-%m-%d}."
+    return [MinValueValidator(FIRST_DAY, message), MaxValueValidator(LAST_DAY, message)]
+
+
+class DayRangeForm(forms.Form):
+    """The chosen days must make a range (see the module docstring): the error goes beside the
+    start date and neither date filters."""
+
+    tz = None
+
+    def clean(self):
+        data = super().clean()
+        first, last = data.get("date_from"), data.get("date_to")
+        today = timezone.localdate(timezone=self.tz)
+        problem = day_range_problem(first, last or (today if first and first <= today else None))
+        if problem:
+            self.add_error("date_from" if first else "date_to", f"{problem[0].upper()}{problem[1:]}.")
+            data.pop("date_from", None)
+            data.pop("date_to", None)
+        return data
+
+
 class DayRangeMixin(django_filters.FilterSet):
     date_from = django_filters.DateFilter(
-        label="From", method="filter_from", widget=forms.DateInput(attrs={"type": "date"})
+        label="From", method="filter_from", widget=forms.DateInput(attrs={"type": "date"}), validators=_day_bounds()
     )
-    date_to = django_filters.DateFilter(label="To", method="filter_to", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = django_filters.DateFilter(
+        label="To", method="filter_to", widget=forms.DateInput(attrs={"type": "date"}), validators=_day_bounds()
+    )
     time_field = "received_at"
 
     def __init__(self, *args, tz, **kwargs):
         self.tz = tz
         super().__init__(*args, **kwargs)
+
+    @property
+    def form(self):
+        form = super().form
+        form.tz = self.tz
+        return form
 
     def filter_from(self, queryset, name, value):
         return queryset.filter(**{f"{self.time_field}__gte": day_start(value, self.tz)})
@@ -58,6 +120,7 @@ class TimelineFilter(DayRangeMixin):
 
     class Meta:
         model = ActionEvent
+        form = DayRangeForm
         fields = ["date_from", "date_to", "kind", "state", "late", "tracker", "sub_id", "q"]
 
     def __init__(self, *args, brand, **kwargs):
@@ -91,21 +154,28 @@ class TimelineFilter(DayRangeMixin):
         return self.qs
 
 
-class NumberInFilter(django_filters.BaseInFilter, django_filters.NumberFilter):
-    pass
+class IdsFilter(django_filters.Filter):
+    field_class = IdListField
 
 
 class DeliveryFilter(DayRangeMixin):
     outcome = django_filters.ChoiceFilter(choices=Outcome.choices, empty_label="Any outcome")
     action_id = django_filters.CharFilter(label="Action ID", method="filter_action_id")
-    ids = NumberInFilter(field_name="id", label="Delivery IDs")
+    ids = IdsFilter(field_name="id", lookup_expr="in", label="Delivery IDs")
 
     class Meta:
         model = Delivery
+        form = DayRangeForm
         fields = ["date_from", "date_to", "outcome", "action_id", "ids"]
 
     def filter_action_id(self, queryset, name, value):
         return queryset.filter(action_id=value.strip())
+
+    def filter_queryset(self, queryset):
+        # Ids that cannot be ids (the replay's link, edited) select nothing rather than everything.
+        if "ids" in self.form.errors:
+            return queryset.none()
+        return super().filter_queryset(queryset)
 
 
 class RefusedFilter(DayRangeMixin):
@@ -117,4 +187,5 @@ class RefusedFilter(DayRangeMixin):
 
     class Meta:
         model = RefusedAttempt
+        form = DayRangeForm
         fields = ["date_from", "date_to", "reason"]

@@ -38,9 +38,10 @@ class Cursor:
             at_text, pk_text = raw.split("|")
             at = datetime.fromisoformat(at_text)
             pk = int(pk_text)
-        except (ValueError, UnicodeError) as exc:
+            at.astimezone(UTC)  # as the query will need it: no overflow at the ends of time
+        except (ValueError, UnicodeError, OverflowError) as exc:
             raise BadCursor("this page link is not valid") from exc
-        if at.tzinfo is None or pk < 0:
+        if at.tzinfo is None or not 0 <= pk < 2**63:
             raise BadCursor("this page link is not valid")
         return cls(at, pk)
 

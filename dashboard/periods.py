@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from events.common.times import day_start
+from events.common.times import day_range_problem, day_start
 
 PRESETS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT = "7d"
-MAX_CUSTOM_DAYS = 366
 
 
 class BadPeriod(ValueError):
@@ -63,9 +62,8 @@ def parse_period(key: str | None, start: str | None, end: str | None, *, now: da
         last = date.fromisoformat(end or "")
     except ValueError as exc:
         raise BadPeriod("a custom period needs a start and an end date (YYYY-MM-DD)") from exc
-    if last < first:
-        raise BadPeriod("the end date is before the start date")
-    if (last - first).days >= MAX_CUSTOM_DAYS:
-        raise BadPeriod(f"a custom period covers at most {MAX_CUSTOM_DAYS} days")
+    problem = day_range_problem(first, last)
+    if problem:
+        raise BadPeriod(problem)
     label = f"{first:%b %d, %Y} – {last:%b %d, %Y}" if first != last else f"{first:%b %d, %Y}"
     return Period("custom", day_start(first, tz), day_start(last + timedelta(days=1), tz), label)

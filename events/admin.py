@@ -40,7 +40,8 @@ class CredentialForm(forms.ModelForm):
         strip=True,
         widget=forms.PasswordInput(render_value=False),
         help_text="Paste the value agreed with impact.com support, or leave empty to have one generated "
-        "(shown once). Only a hash is stored. Leave empty when editing to keep the current secret.",
+        "(shown once). Only a keyed hash and its last 4 characters are stored. Leave empty when editing "
+        "to keep the current secret.",
     )
 
     class Meta:
@@ -118,7 +119,7 @@ class CredentialAdmin(admin.ModelAdmin):
             )
 
 
-@admin.action(description="Replay selected deliveries (applied ones stay applied)")
+@admin.action(description="Replay selected deliveries (applied ones stay applied)", permissions=["replay"])
 def replay_deliveries(modeladmin, request, queryset):
     counts = replay(queryset.order_by("id"))
     summary = ", ".join(f"{outcome}: {n}" for outcome, n in sorted(counts.items())) or "nothing"
@@ -136,6 +137,9 @@ class DeliveryAdmin(CountedInOverviewAdmin):
     exclude = ["body"]
     list_select_related = []
     show_full_result_count = False
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("events.replay_delivery")
 
 
 class ActionEventInline(admin.TabularInline):

@@ -1,17 +1,40 @@
 """Site-wide middleware."""
 
-from django.conf import settings
+from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
+
+from django.http import HttpResponseBadRequest
+
+# Views that keep what they are sent as it came: the postback endpoint stores a NUL (escaped), and
+# reads its raw body itself.
+KEEPS_RAW_INPUT = {"impact-postback"}
 
 
-class SecurityHeadersMiddleware:
-    """Adds Content-Security-Policy (CONTENT_SECURITY_POLICY) to every response that has none."""
+def _has_nul(encoded: str) -> bool:
+    return b"\x00" in unquote_to_bytes(encoded)
+
+
+class RejectNulMiddleware:
+    """A NUL byte in the path, the query string or a form body answers 400.
+
+    PostgreSQL text cannot hold one, so no lookup could match, and the database would raise (a 500)
+    where a page or admin searched for it. Nothing stored contains one: the postback endpoint, the
+    only door that takes it, stores it escaped.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        response = self.get_response(request)
-        policy = settings.CONTENT_SECURITY_POLICY
-        if policy and "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = policy
-        return response
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = request.resolver_match
+        if match is not None and match.url_name in KEEPS_RAW_INPUT:
+            return None
+        fields = request.POST.lists() if request.method == "POST" else []  # form-encoded or multipart
+        posted = any("\x00" in name or any("\x00" in value for value in values) for name, values in fields)
+        if posted or "\x00" in request.path_info or _has_nul(request.META.get("QUERY_STRING", "")):
+            return HttpResponseBadRequest("NUL bytes are not accepted here.\n", content_type="text/plain")
+        return None

@@ -4,6 +4,9 @@ Every variable is listed in `.env.example` with its default. A bad value raises
 ImproperlyConfigured naming the variable.
 """
 
+import base64
+import hashlib
+import hmac
 import ipaddress
 import re
 import secrets
@@ -11,6 +14,8 @@ import zoneinfo
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
+from csp.utils import DEFAULT_DIRECTIVES
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -70,6 +75,35 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _derived(purpose: str) -> bytes:
+    """Outside production, a key of its own for each purpose, derived from SECRET_KEY."""
+    return hmac.new(SECRET_KEY.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+def _required_key(name: str) -> str:
+    value = env.str(name, default="").strip()
+    if not value and PRODUCTION:
+        raise ImproperlyConfigured(f"{name} is required when PRODUCTION=true (see .env.example)")
+    return value
+
+
+# Credentials are stored as HMAC-SHA256 hashes under this key (32+ characters). Changing it makes
+# every stored credential unrecognised: issue new ones. Unset outside production: derived from SECRET_KEY.
+CREDENTIAL_HASH_KEY = _required_key("CREDENTIAL_HASH_KEY") or _derived("credential-hash").hex()
+if len(CREDENTIAL_HASH_KEY) < 32:
+    raise ImproperlyConfigured("CREDENTIAL_HASH_KEY must be at least 32 characters")
+# Fernet keys (comma-separated; the first encrypts, all decrypt) for the impact.com Auth Token at
+# rest. Make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+ENCRYPTION_KEYS = [key.strip() for key in _required_key("ENCRYPTION_KEY").split(",") if key.strip()] or [
+    base64.urlsafe_b64encode(_derived("encryption")).decode()
+]
+for _key in ENCRYPTION_KEYS:
+    try:
+        Fernet(_key)
+    except ValueError as exc:
+        raise ImproperlyConfigured("ENCRYPTION_KEY must be Fernet keys (32 url-safe base64 bytes each)") from exc
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The address impact.com reaches this instance on; used to print the URL template.
@@ -86,18 +120,21 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "csp",
     "events",
     "dashboard",
 ]
 
-# Request ids for log lines first; the Content-Security-Policy header on every response.
+# Request ids for log lines first; the Content-Security-Policy header on every response (django-csp);
+# a NUL byte in any input but a postback's is a 400 before a view sees it.
 MIDDLEWARE = [
     "events.common.logs.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "postbacks_site.middleware.SecurityHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "postbacks_site.middleware.RejectNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -272,9 +309,13 @@ ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
 if ALERT_WEBHOOK_URL and not ALERT_WEBHOOK_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured("ALERT_WEBHOOK_URL must be an http:// or https:// URL")
 # impact.com's REST API (the account itself is entered in Django admin).
+# The Auth Token goes with every request: https only, unless IMPACT_API_ALLOW_HTTP (a local test server).
 IMPACT_API_BASE_URL = env.str("IMPACT_API_BASE_URL", default="https://api.impact.com").rstrip("/")
-if not IMPACT_API_BASE_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured("IMPACT_API_BASE_URL must be an http:// or https:// URL")
+IMPACT_API_ALLOW_HTTP = _bool("IMPACT_API_ALLOW_HTTP", False)
+if not IMPACT_API_BASE_URL.startswith(("http://", "https://") if IMPACT_API_ALLOW_HTTP else ("https://",)):
+    raise ImproperlyConfigured(
+        "IMPACT_API_BASE_URL must be an https:// URL (http:// only with IMPACT_API_ALLOW_HTTP=true, for tests)"
+    )
 # At most this many API requests per hour (impact.com documents about 500 for Actions).
 IMPACT_API_REQUESTS_PER_HOUR = _int("IMPACT_API_REQUESTS_PER_HOUR", 500, minimum=1)
 IMPACT_API_TIMEOUT = _int("IMPACT_API_TIMEOUT", 30, minimum=1)
@@ -299,7 +340,7 @@ LOGGING = {
         "plain": {
             "format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s delivery=%(delivery_id)s] %(message)s"
         },
-        "json": {"()": "events.common.logs.JsonFormatter"},
+        "json": {"()": "events.common.logs.json_formatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
@@ -309,27 +350,43 @@ LOGGING = {
 }
 
 # --- Hardening (the refusal throttle, the allow-list's proxies, /metrics) --------------------
-# Shared by every gunicorn worker (and host, with the database cache): the refusal throttle
-# lives here. Default: the `django_cache` table (`manage.py createcachetable`, run by `make run`
-# and by the test database setup). filecache:///var/tmp/postbacks works for one host.
+# Django's cache. Nothing on the request path needs it shared: the throttles count in the
+# database (events.models.throttles), so the default is each process's memory.
 try:
-    CACHES = {"default": env.cache_url_config(env.str("CACHE_URL", default="") or "dbcache://django_cache")}
+    CACHES = {"default": env.cache_url_config(env.str("CACHE_URL", default="") or "locmemcache://")}
 except (ValueError, KeyError) as exc:
     raise ImproperlyConfigured(f"CACHE_URL is not a cache URL: {exc}") from exc
-POSTBACK_THROTTLE_CACHE = "default"
-# Refused postbacks allowed per client address before 429 (DRF rate: N/s, N/m, N/h, N/d;
-# empty: no throttle). Valid credentials are never throttled.
+# Refused postbacks allowed per client address before 429 (N/s, N/m, N/h, N/d, counted in fixed
+# windows; empty: no throttle). Valid credentials are never throttled.
 POSTBACK_REFUSAL_THROTTLE_RATE = env.str("POSTBACK_REFUSAL_THROTTLE_RATE", default="30/m").strip()
-if POSTBACK_REFUSAL_THROTTLE_RATE and not re.fullmatch(r"[1-9]\d*/[smhd]\w*", POSTBACK_REFUSAL_THROTTLE_RATE):
+if POSTBACK_REFUSAL_THROTTLE_RATE and not re.fullmatch(r"[1-9][0-9]{0,8}/[smhd]\w*", POSTBACK_REFUSAL_THROTTLE_RATE):
     raise ImproperlyConfigured("POSTBACK_REFUSAL_THROTTLE_RATE must look like 30/m (per s, m, h or d)")
 # Proxies (CIDRs) whose X-Forwarded-For is believed; from anyone else the header is ignored.
 TRUSTED_PROXIES = _cidrs("TRUSTED_PROXIES")
-# No inline scripts or styles, no framing (frame-ancestors 'none'); empty disables the header.
-CONTENT_SECURITY_POLICY = env.str(
-    "CONTENT_SECURITY_POLICY",
-    default="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-).strip()
+# Content-Security-Policy of every response (django-csp): no inline scripts or styles, no framing
+# (frame-ancestors 'none'). The variable is the header's text; empty: no header.
+_CSP_DEFAULT = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _csp(text: str) -> dict | None:
+    """`directive value value; directive ...` as django-csp's CONTENT_SECURITY_POLICY setting."""
+    directives = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, *values = part.split()
+        if name.lower() not in DEFAULT_DIRECTIVES:  # django-csp would drop it without a word
+            raise ImproperlyConfigured(f"CONTENT_SECURITY_POLICY: unknown directive {name!r}")
+        directives[name.lower()] = values or True
+    if not directives:
+        return None
+    # default-src is django-csp's only default: state it, so the header says exactly what was asked.
+    directives.setdefault("default-src", None)
+    return {"DIRECTIVES": directives}
+
+
+CONTENT_SECURITY_POLICY = _csp(env.str("CONTENT_SECURITY_POLICY", default=_CSP_DEFAULT))
 # /metrics (Prometheus): a bearer token, or client addresses allowed without one.
 # With neither set, /metrics answers 403.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

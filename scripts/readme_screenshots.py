@@ -78,7 +78,6 @@ def instance_env(tmp: Path, port: int) -> dict:
 def set_up(env: dict, password: str) -> str:
     """Migrate, create the staff user and a credential; return the credential's secret."""
     manage(env, "migrate", "--noinput", "--verbosity", "0")
-    manage(env, "createcachetable")
     manage(env, "collectstatic", "--noinput", "--verbosity", "0")
     manage(
         env,

@@ -7,7 +7,9 @@ import threading
 from urllib.parse import urlencode
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
+from django.db.models import Q
 
 from events.intake import credentials
 from events.models import Credential, Delivery
@@ -129,6 +131,27 @@ def send(client, credential):
     return _send
 
 
+# Every change the dashboard offers needs one of these (dashboard/access.py).
+OPERATOR_PERMISSIONS = (
+    "events.replay_delivery",
+    "events.acknowledge_delayalert",
+    "events.add_credential",
+    "events.delete_action",
+    "events.delete_delivery",
+)
+
+
+def grant(user, *perms: str) -> None:
+    """Give `user` these permissions (`app_label.codename`)."""
+    wanted = Q(pk__in=[])
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        wanted |= Q(content_type__app_label=app_label, codename=codename)
+    found = list(Permission.objects.filter(wanted))
+    assert len(found) == len(perms), perms
+    user.user_permissions.add(*found)
+
+
 @pytest.fixture
 def processor():
     """A processor running beside the test (its own thread and connection), as `make run` starts
@@ -160,10 +183,11 @@ def processed(response):
 
 @pytest.fixture
 def staff_client(client, django_user_model):
-    """Logged in as staff without hashing a password (fast)."""
+    """Logged in as staff with the operators' permissions, without hashing a password (fast)."""
     user = django_user_model(username="staff", is_staff=True)
     user.set_unusable_password()
     user.save()
+    grant(user, *OPERATOR_PERMISSIONS)
     client.force_login(user)
     client.user = user
     return client

@@ -73,6 +73,7 @@ class FakeImpact:
         self.retry_after = "7"
         self.hourly_limit = hourly_limit
         self.ignore_accept = False  # answer XML whatever the Accept header says (a proxy stripping it)
+        self.redirect_next: str | None = None  # answer the next request with a 302 to this Location
         self.lock = threading.Lock()
         fake = self
 
@@ -112,6 +113,9 @@ class FakeImpact:
             throttled = self.throttle_next > 0
             if throttled:
                 self.throttle_next -= 1
+            redirect, self.redirect_next = self.redirect_next, None
+        if redirect is not None:
+            return self.send(request, 302, b"", str(self.hourly_limit - seen), {"Location": redirect})
         remaining = str(max(0, self.hourly_limit - seen))
         expected = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
         if request.headers.get("Authorization") != expected:

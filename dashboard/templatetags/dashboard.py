@@ -178,7 +178,7 @@ def _flag(text: str, css: str = "flag", title: str = "") -> str:
 def delivery_row(context, d):
     """One row of the deliveries log, built here for the same reason as event_row()."""
     select = ""
-    if context["user"].is_staff:
+    if context["can_replay"]:
         box = ""
         if d.outcome in context["replayable"]:
             box = (

@@ -18,6 +18,7 @@ from events.intake.redaction import REDACTED
 from events.models import MONEY_FIELDS, Action, Delivery
 
 from .. import money
+from ..access import REPLAY, can
 from ..templatetags.dashboard import when_text
 from ..timezones import display_zone
 
@@ -53,7 +54,7 @@ def action_detail(request, action_id):
     return render(
         request,
         "dashboard/action.html",
-        {"action": action, "timeline": timeline, "unattached": unattached, "is_staff": request.user.is_staff},
+        {"action": action, "timeline": timeline, "unattached": unattached, "can_replay": can(request.user, REPLAY)},
     )
 
 

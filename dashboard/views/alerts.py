@@ -25,7 +25,8 @@ from events.models import (
     WatcherHeartbeat,
 )
 
-from ..access import staff_required
+from ..access import ACKNOWLEDGE, can, permission_required
+from ..filters import parse_id
 
 PAGE_SIZE = 100
 NOTE_MAX = 2000
@@ -54,8 +55,9 @@ def alert_list(request):
         shown = shown.filter(status=status)
     if kind in AlertKind.values:
         shown = shown.filter(kind=kind)
-    if brand.isdigit():
-        shown = shown.filter(brand_id=int(brand))
+    if brand:  # not an id: no brand has it, so no alert either
+        brand_id = parse_id(brand)
+        shown = shown.filter(brand_id=brand_id) if brand_id is not None else shown.none()
     if expected in ("yes", "no"):
         shown = shown.filter(expected=expected == "yes")
     shown = shown.annotate(status_order=_status_order()).order_by("status_order", "-opened_at", "-id")
@@ -86,6 +88,7 @@ def alert_detail(request, pk: int):
         "items": alert.items.all()[:1000],
         "changes": alert.changes.select_related("user"),
         "notifications": alert.notifications.all(),
+        "can_acknowledge": can(request.user, ACKNOWLEDGE),
     }
     return render(request, "dashboard/alerts/detail.html", context)
 
@@ -134,7 +137,7 @@ def _note(request) -> str:
     return request.POST.get("note", "").strip()[:NOTE_MAX]
 
 
-@staff_required
+@permission_required(*ACKNOWLEDGE)
 @require_POST
 def alert_acknowledge(request, pk: int):
     return _change_status(
@@ -146,7 +149,7 @@ def alert_acknowledge(request, pk: int):
     )
 
 
-@staff_required
+@permission_required(*ACKNOWLEDGE)
 @require_POST
 def alert_resolve(request, pk: int):
     return _change_status(

@@ -15,9 +15,9 @@ from django.views.decorators.http import require_GET, require_POST
 from events.models import Delivery, RefusalCounter, RefusedAttempt
 from events.processing import replay as replay_deliveries
 
-from ..access import staff_required
+from ..access import REPLAY, can, permission_required
 from ..exports import csv_response
-from ..filters import DeliveryFilter, RefusedFilter
+from ..filters import DeliveryFilter, RefusedFilter, parse_id
 from ..paging import keyset_page
 from ..timezones import display_zone
 from .common import csv_query, wants_csv
@@ -33,17 +33,21 @@ def deliveries(request):
     # The page's rows leave out the payload; the CSV names its own columns.
     stored = Delivery.objects.defer("body", "traceback", "headers")
     filterset = DeliveryFilter(request.GET or None, queryset=stored, tz=display_zone())
-    context = {"replayable": {"invalid", "failed", "received"}, "replayed_ids": request.GET.get("ids", "")}
+    context = {
+        "replayable": {"invalid", "failed", "received"},
+        "replayed_ids": request.GET.get("ids", ""),
+        "can_replay": can(request.user, REPLAY),
+    }
     return _log(request, filterset, "dashboard/deliveries.html", context, "deliveries.csv", DELIVERY_CSV_HEADER)
 
 
-@staff_required
+@permission_required(*REPLAY)
 @require_POST
 def replay(request):
-    try:
-        ids = sorted({int(value) for value in request.POST.getlist("delivery")})
-    except ValueError:
+    ids = {parse_id(value) for value in request.POST.getlist("delivery")}
+    if None in ids:
         return HttpResponseBadRequest("Delivery ids must be numbers.")
+    ids = sorted(ids)
     if not ids:
         messages.warning(request, "Select at least one invalid or failed delivery to replay.")
         return redirect("deliveries")

@@ -12,7 +12,8 @@ from events.intake.credentials import TOKEN_PARAMETER
 from events.models import DEFAULT_HEADER, Credential, Delivery
 from events.simulation import synthetic
 
-from ..access import staff_required
+from ..access import REMOVE_TEST_ACTION, SEND_TEST_POSTBACK, can, permission_required, staff_required
+from ..filters import parse_id
 from .common import endpoint_url
 
 
@@ -22,8 +23,8 @@ def setup(request):
     credentials = Credential.objects.usable().exclude(label=synthetic.TEST_CREDENTIAL_LABEL)
     headers = sorted(set(credentials.values_list("header_name", flat=True))) or [DEFAULT_HEADER]
     test_delivery = None
-    delivery_id = request.GET.get("delivery", "")
-    if delivery_id.isdigit():
+    delivery_id = parse_id(request.GET.get("delivery", ""))
+    if delivery_id is not None:
         test_delivery = (
             Delivery.objects.filter(pk=delivery_id, action_id__startswith=synthetic.TEST_PREFIX)
             .select_related("event", "credential")
@@ -39,11 +40,13 @@ def setup(request):
         "credential_count": credentials.count(),
         "test_delivery": test_delivery,
         "test_action_exists": bool(test_delivery and test_delivery.event_id),
+        "can_send_test": can(request.user, SEND_TEST_POSTBACK),
+        "can_remove_test": can(request.user, REMOVE_TEST_ACTION),
     }
     return render(request, "dashboard/setup.html", context)
 
 
-@staff_required
+@permission_required(*SEND_TEST_POSTBACK)
 @require_POST
 def send_test_postback(request):
     method = request.POST.get("method", "get")
@@ -65,7 +68,7 @@ def send_test_postback(request):
     return redirect(reverse("setup") + "#test")
 
 
-@staff_required
+@permission_required(*REMOVE_TEST_ACTION)
 @require_POST
 def remove_test_postback(request):
     action_id = request.POST.get("action_id", "")

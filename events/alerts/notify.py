@@ -3,13 +3,11 @@ guarded update so several watchers never send one twice; reminders for alerts st
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import httpx
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -32,7 +30,9 @@ MAX_ATTEMPTS = 8
 def message(alert: DelayAlert, reason: str, items: list[AlertItem] | None = None) -> tuple[str, str]:
     """Subject and body of a notification: what support and the team need to act."""
     verb = {"opened": "OPEN", "resolved": "RESOLVED", "reminder": "STILL OPEN"}[reason]
-    subject = f"[{verb}] {alert.title}"[:200]
+    # One line: a brand name or an ActionId is whatever impact.com sent, and a line break in a mail
+    # subject raises (BadHeaderError) on every try until the email is given up.
+    subject = " ".join(f"[{verb}] {alert.title}".split())[:200]
     url = f"{settings.PUBLIC_URL}/alerts/{alert.pk}/"
     lines = [subject, "", f"Opened {format_moment(alert.opened_at)}; {alert.item_count} change(s)."]
     if alert.max_delay_seconds is not None:
@@ -51,15 +51,18 @@ def _send_email(alert: DelayAlert, reason: str, items: list[AlertItem] | None = 
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, settings.ALERT_EMAILS, fail_silently=False)
 
 
+def slack_escape(text: str) -> str:
+    """Slack reads `<...>` as links and mentions (`<!channel>` pings everyone) and `&` as an entity:
+    outside text is escaped as Slack asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _send_webhook(alert: DelayAlert, reason: str, items: list[AlertItem] | None = None) -> None:
     _subject, body = message(alert, reason, items)
-    data = json.dumps({"text": body}).encode()
-    request = urllib.request.Request(  # noqa: S310 - the URL is a setting checked to be http(s)
-        settings.ALERT_WEBHOOK_URL, data=data, headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        if not 200 <= response.status < 300:
-            raise OSError(f"webhook answered {response.status}")
+    # Redirects are not followed: a 3xx is a failure to deliver, like any non-2xx.
+    response = httpx.post(settings.ALERT_WEBHOOK_URL, json={"text": slack_escape(body)}, timeout=10)
+    if not response.is_success:
+        raise OSError(f"webhook answered {response.status_code}")
 
 
 SENDERS: dict[str, Callable[..., None]] = {
@@ -98,7 +101,7 @@ def send_due_notifications(now: datetime | None = None, limit: int = 100) -> dic
         alert = notification.alert
         try:
             SENDERS[notification.channel](alert, notification.reason, first_items.get(alert.pk, []))
-        except (OSError, urllib.error.URLError, ValueError) as exc:
+        except (OSError, httpx.HTTPError, ValueError) as exc:
             failed += 1
             error = f"attempt {attempts} at {format_moment(now)}: {type(exc).__name__}: {exc}"[:2000]
             logger.warning("notification %s failed: %s", notification.pk, error)

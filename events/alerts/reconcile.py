@@ -167,6 +167,7 @@ def client_for(account: ImpactAccount, **kwargs) -> api.ImpactClient:
         base_url=settings.IMPACT_API_BASE_URL,
         budget=AccountBudget(account, settings.IMPACT_API_REQUESTS_PER_HOUR, kwargs.pop("clock", timezone.now)),
         timeout=settings.IMPACT_API_TIMEOUT,
+        allow_http=settings.IMPACT_API_ALLOW_HTTP,
         **kwargs,
     )
 

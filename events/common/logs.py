@@ -2,16 +2,17 @@
 delivery id (contextvars, so each request of a worker sees its own; reset when the request ends).
 
 LOG_FORMAT=json (the default when PRODUCTION=true) writes one JSON object per line:
-`{"time": ..., "level": ..., "logger": ..., "message": ..., "request_id": ..., "delivery_id": ...}`.
+`{"level": ..., "logger": ..., "message": ..., "request_id": ..., "delivery_id": ..., "time": ...}`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from contextvars import ContextVar
-from datetime import UTC, datetime
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 delivery_id: ContextVar[int | None] = ContextVar("delivery_id", default=None)
@@ -47,17 +48,15 @@ class ContextFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None),
-            "delivery_id": getattr(record, "delivery_id", None),
-            "process": record.process,
-        }
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+def json_formatter() -> JsonFormatter:
+    """The LOG_FORMAT=json formatter (python-json-logger): one object per line, named as above.
+
+    Other attributes a record carries are written too, except Django's `request`: its repr is the
+    full path with the query string, where a credential may be (the endpoint scrubs its own).
+    """
+    return JsonFormatter(
+        ["levelname", "name", "message", "request_id", "delivery_id", "process"],
+        rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"},
+        timestamp="time",
+        reserved_attrs=[*RESERVED_ATTRS, "request"],
+    )

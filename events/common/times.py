@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, tzinfo
 
+# The days a page may ask for: far beyond any real data, yet every day's start and end exists in
+# every time zone (datetime stops at the year 9999); and at most MAX_RANGE_DAYS days at a time, so
+# no request can make a page count, chart or look up more days than that.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+MAX_RANGE_DAYS = 366
+
 
 def format_duration(seconds: float | int | None) -> str:
     """`45 s`, `4 min 12 s`, `2 h 05 min`, `3 d 4 h`; negative (clock skew) keeps its sign."""
@@ -36,3 +43,16 @@ def day_start(day: date, tz: tzinfo) -> datetime:
 
 def local_day(moment: datetime, tz: tzinfo) -> date:
     return moment.astimezone(tz).date()
+
+
+def day_range_problem(first: date | None, last: date | None) -> str | None:
+    """What is wrong with the days `first`..`last` (inclusive, either may be open), or None."""
+    for day in (first, last):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            return f"dates run from {FIRST_DAY:%Y-%m-%d} to {LAST_DAY:%Y-%m-%d}"
+    if first is not None and last is not None:
+        if last < first:
+            return "the end date is before the start date"
+        if (last - first).days >= MAX_RANGE_DAYS:
+            return f"a date range covers at most {MAX_RANGE_DAYS} days"
+    return None

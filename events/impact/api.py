@@ -1,29 +1,33 @@
-"""A small client for impact.com's REST API (the Mediapartners resources), standard library only.
+"""A small client for impact.com's REST API (the Mediapartners resources), on httpx.
 
 - `https://api.impact.com/Mediapartners/{AccountSID}/{Resource}`, HTTP Basic auth (Account SID,
   Auth Token), `Accept: application/json` (impact.com answers XML otherwise).
+- The credentials only ever go to the base URL's scheme, host and port: https unless `allow_http`
+  (local test servers); a redirect or a next page anywhere else is refused, not followed.
 - Paging: `Page` and `PageSize`; answers carry `@page`, `@numpages`, `@total` and `@nextpageuri`
-  (numbers as strings). The next page is only followed on the same host (the credentials go with it).
+  (numbers as strings).
 - Rate limits: a request budget is taken before every request; `429` waits `Retry-After` through
   the injected `sleep` when it is short, and stops the run otherwise.
 """
 
 from __future__ import annotations
 
-import base64
 import json
+import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
+import httpx
+
 DEFAULT_PAGE_SIZE = 1000
 MAX_RETRY_WAIT = 120  # seconds: a longer Retry-After stops the run and the watcher tries later
 MAX_429_RETRIES = 3
 MAX_PAGES = 10_000
+MAX_REDIRECTS = 5
+REDIRECTS = {301, 302, 303, 307, 308}
 
 
 class ApiError(Exception):
@@ -88,11 +92,14 @@ class ImpactClient:
         timeout: float = 30,
         page_size: int = DEFAULT_PAGE_SIZE,
         max_retry_wait: int = MAX_RETRY_WAIT,
+        allow_http: bool = False,
     ):
         self.account_sid = account_sid
         self.base_url = base_url.rstrip("/") + "/"
-        token = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
-        self._authorization = f"Basic {token}"
+        self._origin = _origin(self.base_url)
+        if self._origin[0] != "https" and not (allow_http and self._origin[0] == "http"):
+            raise ApiError(f"the API base URL must be https:// (the Auth Token goes with every request): {base_url}")
+        self._auth = httpx.BasicAuth(account_sid, auth_token)
         self.budget = budget or Budget(500)
         self.clock = clock
         self.sleep = sleep
@@ -106,57 +113,74 @@ class ImpactClient:
         path = f"Mediapartners/{account_path(self.account_sid)}/{resource}"
         return urljoin(self.base_url, path) + "?" + urlencode(params)
 
-    def get(self, url: str) -> dict:
-        """One GET (with its 429 retries), as parsed JSON."""
-        if urlsplit(url).netloc != urlsplit(self.base_url).netloc:
-            raise ApiError(f"refusing to send the credentials to another host: {url[:200]}")
-        for _ in range(MAX_429_RETRIES + 1):
-            if self.rate_remaining is not None and self.rate_remaining <= 0:
-                raise BudgetExhausted("impact.com says no request remains this hour (X-RateLimit-Remaining-hour: 0)")
-            if not self.budget.take():
-                raise BudgetExhausted(f"request budget exhausted ({self.budget.describe(self.rate_remaining)})")
-            request = urllib.request.Request(  # noqa: S310 - base URL is a setting checked to be http(s)
-                url,
-                headers={
-                    "Authorization": self._authorization,
-                    "Accept": "application/json",
-                    "User-Agent": "impact-postbacks-reconciler",
-                },
+    def _check_origin(self, url: str, why: str) -> None:
+        if _origin(url) != self._origin:
+            raise ApiError(
+                f"refusing to send the credentials to another host or scheme ({why}): {url[:200]} "
+                f"is not on {self.base_url}"
             )
-            self.requests_made += 1
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                    self._note_remaining(response.headers)
-                    content_type = response.headers.get("Content-Type", "")
-                    body = response.read()
-            except urllib.error.HTTPError as exc:
-                self._note_remaining(exc.headers)
-                if exc.code == 429:
-                    wait = retry_after_seconds(exc.headers.get("Retry-After"), self.clock)
-                    if wait > self.max_retry_wait:
-                        raise RateLimited(wait) from exc
-                    self.sleep(wait)
-                    continue
-                detail = exc.read()[:300].decode("utf-8", "replace")
-                if exc.code == 401:
-                    raise ApiError("401 from impact.com: check the Account SID and Auth Token") from exc
-                raise ApiError(f"{exc.code} from impact.com for {urlsplit(url).path}: {detail}") from exc
-            except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                raise ApiError(f"impact.com API unreachable: {exc}") from exc
-            if "json" not in content_type.lower():
-                raise ApiError(f"expected JSON from impact.com, got {content_type or 'no content type'}")
-            try:
-                data = json.loads(body)
-            except ValueError as exc:
-                raise ApiError(f"impact.com sent invalid JSON: {exc}") from exc
-            if not isinstance(data, dict):
-                raise ApiError("impact.com sent JSON that is not an object")
-            return data
-        raise RateLimited(self.max_retry_wait)
+
+    def get(self, url: str) -> dict:
+        """One GET (with its 429 retries and same-origin redirects), as parsed JSON."""
+        self._check_origin(url, "next page")
+        headers = {"Accept": "application/json", "User-Agent": "impact-postbacks-reconciler"}
+        with httpx.Client(auth=self._auth, headers=headers, timeout=self.timeout, follow_redirects=False) as http:
+            response = self._fetch(http, url)
+        content_type = response.headers.get("Content-Type", "")
+        if "json" not in content_type.lower():
+            raise ApiError(f"expected JSON from impact.com, got {content_type or 'no content type'}")
+        try:
+            data = json.loads(response.content)
+        except ValueError as exc:
+            raise ApiError(f"impact.com sent invalid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ApiError("impact.com sent JSON that is not an object")
+        return data
+
+    def _fetch(self, http: httpx.Client, url: str) -> httpx.Response:
+        """The answer to `url` once it is a 2xx: 429s waited out, redirects followed on the same origin."""
+        retries = redirects = 0
+        while True:
+            response = self._request(http, url)
+            if response.status_code == 429:
+                wait = retry_after_seconds(response.headers.get("Retry-After"), self.clock)
+                if wait > self.max_retry_wait or retries >= MAX_429_RETRIES:
+                    raise RateLimited(wait if wait > self.max_retry_wait else self.max_retry_wait)
+                retries += 1
+                self.sleep(wait)
+                continue
+            if response.status_code in REDIRECTS:
+                target = urljoin(url, response.headers.get("Location", ""))
+                self._check_origin(target, f"redirected by a {response.status_code}")
+                if redirects >= MAX_REDIRECTS:
+                    raise ApiError(f"more than {MAX_REDIRECTS} redirects from impact.com")
+                redirects += 1
+                url = target
+                continue
+            if response.status_code == 401:
+                raise ApiError("401 from impact.com: check the Account SID and Auth Token")
+            if not response.is_success:
+                detail = response.content[:300].decode("utf-8", "replace")
+                raise ApiError(f"{response.status_code} from impact.com for {urlsplit(url).path}: {detail}")
+            return response
+
+    def _request(self, http: httpx.Client, url: str) -> httpx.Response:
+        """One request, within the budget and what impact.com says remains."""
+        if self.rate_remaining is not None and self.rate_remaining <= 0:
+            raise BudgetExhausted("impact.com says no request remains this hour (X-RateLimit-Remaining-hour: 0)")
+        if not self.budget.take():
+            raise BudgetExhausted(f"request budget exhausted ({self.budget.describe(self.rate_remaining)})")
+        self.requests_made += 1
+        try:
+            response = http.get(url)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"impact.com API unreachable: {exc}") from exc
+        self._note_remaining(response.headers)
+        return response
 
     def _note_remaining(self, headers) -> None:
         value = (headers or {}).get("X-RateLimit-Remaining-hour")
-        if value is not None and str(value).strip().lstrip("-").isdigit():
+        if value is not None and re.fullmatch(r"-?[0-9]{1,9}", str(value).strip()):
             self.rate_remaining = int(value)
 
     def records(self, resource: str, params: dict[str, str], key: str | None = None) -> Iterator[dict]:
@@ -178,3 +202,9 @@ class ImpactClient:
 
 def account_path(account_sid: str) -> str:
     return quote(account_sid, safe="")
+
+
+def _origin(url: str) -> tuple[str, str]:
+    """(scheme, host[:port]) as they decide where the credentials go."""
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()

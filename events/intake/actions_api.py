@@ -2,7 +2,9 @@
 applied (for `simulate_postbacks --verify`).
 
 For staff (session) or a caller holding an active postback credential (in its header), so the
-simulator can verify a remote instance with the token it already sends postbacks with.
+simulator can verify a remote instance with the token it already sends postbacks with. A credential
+that is presented and refused goes the endpoint's way: throttled, recorded and counted, 401 (403
+from outside the allow-list, 429 past the rate), and scrubbed from the request before anything logs it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from rest_framework.views import APIView
 
 from events.models import Action, Delivery
 
-from .credentials import Authenticated, Refusal, authenticate
+from .credentials import Authenticated, Refusal, auth_config, authenticate, presents_credential
+from .endpoint import refuse
+from .redaction import scrub_credentials
 
 MAX_IDS = 500
 
@@ -55,14 +59,16 @@ def _text(value: Decimal | None) -> str | None:
 
 
 class CredentialHeaderAuthentication(BaseAuthentication):
-    """An active postback credential; a missing one lets session authentication try."""
+    """An active postback credential; none presented lets session authentication try."""
 
     def authenticate(self, request):
+        if not presents_credential(request._request):
+            return None
         result = authenticate(request._request)
         if isinstance(result, Refusal):
-            if result.reason in ("missing_credential", "no_credential_configured"):
-                return None
-            raise exceptions.AuthenticationFailed(result.detail)
+            scrub_credentials(request._request, {c.header_name for c in auth_config().credentials})
+            refuse(request, result)
+        scrub_credentials(request._request, result.header_names, result.secret)
         return (None, result)
 
     def authenticate_header(self, request):

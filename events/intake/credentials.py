@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from events.common.networks import address_allowed, client_address
-from events.models import AllowedNetwork, Credential, RefusalReason, hash_secret
+from events.models import AllowedNetwork, Credential, CredentialHeader, RefusalReason, hash_secret
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -35,7 +35,7 @@ class Refusal:
 class Authenticated:
     credential: Credential
     secret: str
-    header_names: set[str]  # every credential header, all redacted from what is stored
+    header_names: set[str]  # every credential header ever configured, all redacted from what is stored
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class AuthConfig:
     credentials: tuple[Credential, ...]
     networks: tuple[str, ...]  # active AllowedNetwork cidrs; empty: every address may send
     loaded_at: float
+    header_names: frozenset[str] = frozenset()  # CredentialHeader: every credential header ever configured
 
 
 # Reading both for every postback cost two of its statements. A process keeps them for at most
@@ -65,6 +66,7 @@ def auth_config(*, refresh: bool = False) -> AuthConfig:
             credentials=tuple(Credential.objects.filter(active=True)),
             networks=tuple(sorted(AllowedNetwork.objects.filter(active=True).values_list("cidr", flat=True))),
             loaded_at=clock(),
+            header_names=frozenset(CredentialHeader.objects.values_list("name", flat=True)),
         )
     return config
 
@@ -122,6 +124,12 @@ def _decide(request: HttpRequest, config: AuthConfig) -> Authenticated | Refusal
     return _match(presented, config)
 
 
+def presents_credential(request: HttpRequest) -> bool:
+    """Whether the request carries anything where a credential may be (an active credential's
+    header, or `token`), right or wrong. Nothing found is confirmed from a fresh read."""
+    return bool(_presented(request, auth_config()) or _presented(request, auth_config(refresh=True)))
+
+
 def _presented(request: HttpRequest, config: AuthConfig) -> set[str]:
     """Every value the request carries where a credential may be: the credentials' headers and `token`."""
     values = {request.headers.get(c.header_name) for c in config.credentials}
@@ -131,7 +139,7 @@ def _presented(request: HttpRequest, config: AuthConfig) -> set[str]:
 
 def _match(presented: set[str], config: AuthConfig) -> Authenticated | Refusal:
     now = timezone.now()
-    names = {c.header_name for c in config.credentials}
+    names = {c.header_name for c in config.credentials} | config.header_names
     expired = None
     for secret in presented:
         digest = hash_secret(secret)

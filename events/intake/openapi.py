@@ -52,7 +52,9 @@ class OutcomeSerializer(serializers.Serializer):
 
 class RefusalSerializer(serializers.Serializer):
     error = serializers.ChoiceField(choices=["unauthorized", "forbidden"])
-    reason = serializers.ChoiceField(choices=[r.value for r in RefusalReason if r != RefusalReason.THROTTLED])
+    reason = serializers.ChoiceField(
+        choices=[r.value for r in RefusalReason if r not in (RefusalReason.THROTTLED, RefusalReason.THROTTLE_FAILED)]
+    )
     detail = serializers.CharField()
 
 

@@ -1,20 +1,22 @@
-"""Refused postbacks: counted, throttled per client address, kept (never the secret), capped."""
+"""Refused postbacks: counted, throttled per client address, kept (never the secret), capped.
+
+The throttle counts in the database (`RateWindow`), so `migrate` is the only step it needs; if its
+store fails anyway, the refusal is answered as if there were no throttle, logged and counted.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from django.conf import settings
-from django.core.cache import caches
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
-from rest_framework.throttling import SimpleRateThrottle
 
 from events.common.networks import client_address
 from events.impact import escape_nul
-from events.models import RefusalCounter, RefusedAttempt
+from events.models import RateWindow, RefusalCounter, RefusalReason, RefusedAttempt, parse_rate
 
 from .credentials import Refusal
 from .limits import content_length
@@ -60,35 +62,20 @@ def count_refusal(reason: str, now=None) -> None:
             counter.update(count=F("count") + 1, last_at=now)
 
 
-class RefusalThrottle(SimpleRateThrottle):
-    """At most POSTBACK_REFUSAL_THROTTLE_RATE refused postbacks per client address.
-
-    Consulted only after a request was refused, so valid credentials are never throttled.
-    The rate and the cache are read at call time (tests and settings changes apply at once).
-    """
-
-    scope = "postback_refusals"
-
-    def __init__(self):
-        self.rate = self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-
-    @property
-    def cache(self):
-        return caches[settings.POSTBACK_THROTTLE_CACHE]
-
-    def get_rate(self):
-        return settings.POSTBACK_REFUSAL_THROTTLE_RATE or None
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": client_address(request)}
+THROTTLE_SCOPE = "postback_refusals"
 
 
 def refusal_throttled(request, view=None) -> float | None:
-    """Count one refusal from this address; return the seconds to wait if it is over the rate."""
-    throttle = RefusalThrottle()
-    if throttle.rate is None:
+    """Count one refusal from this address; the seconds to wait if it is over
+    POSTBACK_REFUSAL_THROTTLE_RATE. Consulted only after a request was refused, so a valid
+    credential is never throttled. A failing store never changes the answer: None, logged, counted."""
+    rate = settings.POSTBACK_REFUSAL_THROTTLE_RATE
+    if not rate:
         return None
-    if throttle.allow_request(request, view):
+    try:
+        with transaction.atomic():
+            return RateWindow.objects.hit(THROTTLE_SCOPE, client_address(request), parse_rate(rate), timezone.now())
+    except DatabaseError as exc:
+        logger.error("refusal throttle unavailable, refusing without it: %s", exc, exc_info=exc)
+        count_refusal(RefusalReason.THROTTLE_FAILED)
         return None
-    return max(1.0, throttle.wait() or 1.0)

@@ -10,7 +10,7 @@ from events.impact import escape_nul
 from events.models import Delivery
 
 from .credentials import Authenticated, note_use
-from .redaction import REDACTED, redact_headers, redact_query_string
+from .redaction import redact_body, redact_headers, redact_query_string
 
 
 def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
@@ -24,7 +24,7 @@ def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
         path=request.path[:300],
         query_string=redact_query_string(request.META.get("QUERY_STRING", ""), secret).replace("\x00", ""),
         content_type=escape_nul(request.META.get("CONTENT_TYPE", ""))[:200],
-        body=body.replace(secret.encode(), REDACTED.encode()),
+        body=redact_body(body, secret),
         headers=redact_headers(request, auth.header_names, secret),
         remote_addr=client_address(request),
         credential=auth.credential,

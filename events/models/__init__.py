@@ -6,6 +6,7 @@
 - `alerts`: maintenance windows, delay alerts, their evidence, changes and notifications.
 - `forwarding`: the publisher's endpoints, the outbox of messages to them, their attempts.
 - `rollups`: the dashboard's cached figures of closed days.
+- `throttles`: attempts counted per key in fixed windows, the store of every throttle.
 - `sql`: the few statements the ORM cannot write, behind named functions.
 """
 
@@ -36,6 +37,7 @@ from .deliveries import (
     DEFAULT_HEADER,
     AllowedNetwork,
     Credential,
+    CredentialHeader,
     Delivery,
     Outcome,
     RefusalCounter,
@@ -60,6 +62,10 @@ from .reconciliation import (
 from .rollups import (
     OverviewRollup,
 )
+from .throttles import (
+    RateWindow,
+    parse_rate,
+)
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -80,6 +86,7 @@ __all__ = [
     "Attempt",
     "Brand",
     "Credential",
+    "CredentialHeader",
     "DelayAlert",
     "Delivery",
     "Endpoint",
@@ -94,6 +101,7 @@ __all__ = [
     "NotificationReason",
     "Outcome",
     "OverviewRollup",
+    "RateWindow",
     "RefusalCounter",
     "RefusalReason",
     "RefusedAttempt",
@@ -101,4 +109,5 @@ __all__ = [
     "generate_secret",
     "generate_signing_secret",
     "hash_secret",
+    "parse_rate",
 ]

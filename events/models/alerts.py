@@ -117,6 +117,7 @@ class DelayAlert(models.Model):
     objects = DelayAlertQuerySet.as_manager()
 
     class Meta:
+        permissions = [("acknowledge_delayalert", "Can acknowledge and resolve delay alerts")]
         ordering = ["-opened_at", "-id"]
         constraints = [
             # Grouping: a backlog burst adds items to the brand's active alert instead of opening more.

@@ -3,7 +3,6 @@ delivery as stored before anything parses it."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from datetime import datetime
@@ -12,13 +11,15 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from events.common import crypto
 from events.common.networks import parse_network
 
 DEFAULT_HEADER = "X-Postback-Token"
 
 
 def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    """Keyed (CREDENTIAL_HASH_KEY): what is stored of a credential, and what a presented one is compared by."""
+    return crypto.credential_hash(secret)
 
 
 def generate_secret() -> str:
@@ -57,9 +58,9 @@ class Credential(models.Model):
         default=DEFAULT_HEADER,
         help_text="The HTTP header impact.com support adds to every postback.",
     )
-    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False, help_text="HMAC-SHA256, keyed.")
     secret_hint = models.CharField(
-        max_length=12, editable=False, help_text="The first characters, to tell secrets apart."
+        max_length=12, blank=True, editable=False, help_text="The last 4 characters, to tell secrets apart."
     )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -71,11 +72,15 @@ class Credential(models.Model):
     objects = CredentialQuerySet.as_manager()
 
     def __str__(self) -> str:
-        return f"{self.label} ({self.header_name}, {self.secret_hint}…)"
+        return f"{self.label} ({self.header_name}, …{self.secret_hint})"
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        CredentialHeader.objects.get_or_create(name=self.header_name.lower())
 
     def set_secret(self, secret: str) -> None:
         self.secret_hash = hash_secret(secret)
-        self.secret_hint = secret[:4]
+        self.secret_hint = secret[-4:] if len(secret) >= 16 else ""
 
     def matches(self, presented_hash: str) -> bool:
         return hmac.compare_digest(self.secret_hash, presented_hash)
@@ -94,6 +99,20 @@ class Credential(models.Model):
         return credential, secret
 
 
+class CredentialHeader(models.Model):
+    """Every header name a credential was ever given: redacted from every stored delivery for good.
+
+    impact.com keeps sending a credential's header for a while after it was switched off (rotation),
+    and a deleted credential's header may still carry its secret: a name is never forgotten.
+    """
+
+    name = models.CharField(max_length=100, unique=True, help_text="Lower case.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class RefusalReason(models.TextChoices):
     NO_CREDENTIAL_CONFIGURED = "no_credential_configured", "No active credential configured"
     MISSING_CREDENTIAL = "missing_credential", "No credential presented"
@@ -101,6 +120,9 @@ class RefusalReason(models.TextChoices):
     EXPIRED_CREDENTIAL = "expired_credential", "Credential expired"
     ADDRESS_NOT_ALLOWED = "address_not_allowed", "Source address not in the allow-list"
     THROTTLED = "throttled", "Too many refused attempts from the address (429)"
+    # Not a reason of its own: refusals answered while the throttle's store failed (each is also
+    # counted under its own reason). Logged, and shown apart in /metrics.
+    THROTTLE_FAILED = "throttle_failed", "Refused without the throttle: its store failed"
 
 
 class RefusedAttemptQuerySet(models.QuerySet):
@@ -215,6 +237,7 @@ class Delivery(models.Model):
 
     class Meta:
         verbose_name_plural = "deliveries"
+        permissions = [("replay_delivery", "Can replay deliveries (dashboard and admin)")]
         indexes = [
             # Deliveries page and admin list: newest first, filtered by outcome.
             models.Index(fields=["outcome", "-received_at"], name="delivery_outcome_recv"),

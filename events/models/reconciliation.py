@@ -8,17 +8,19 @@ from django.utils import timezone
 from events.impact import Lifecycle
 
 from .actions import ActionEvent
+from .fields import EncryptedTextField, UnreadableSecret
 
 
 class ImpactAccount(models.Model):
     """The impact.com API account reconciliation reads (Account SID + Auth Token).
 
-    The token is kept (Basic auth needs it) but never shown back in full: admin shows its hint.
+    The token is kept (Basic auth needs it), encrypted at rest with ENCRYPTION_KEY, and never shown
+    back: admin shows its last 4 characters.
     """
 
     label = models.CharField(max_length=100, default="impact.com")
     account_sid = models.CharField("Account SID", max_length=100)
-    auth_token = models.CharField(max_length=200)
+    auth_token = EncryptedTextField(help_text="Encrypted with ENCRYPTION_KEY.")
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     # Reconciliation cursor: impact-side times up to this one have been read.
@@ -37,6 +39,8 @@ class ImpactAccount(models.Model):
 
     @property
     def token_hint(self) -> str:
+        if isinstance(self.auth_token, UnreadableSecret):
+            return "not readable with ENCRYPTION_KEY: enter the token again"
         return f"…{self.auth_token[-4:]}" if len(self.auth_token) > 8 else "…"
 
 

@@ -86,8 +86,15 @@ class DatabaseCollector:
         refused = CounterMetricFamily("postbacks_refused", "Postbacks refused, by reason.", labels=["reason"])
         refusals = dict(RefusalCounter.objects.values_list("reason", "count"))
         for reason in RefusalReason.values:
-            refused.add_metric([reason], refusals.get(reason, 0))
+            if reason != RefusalReason.THROTTLE_FAILED:
+                refused.add_metric([reason], refusals.get(reason, 0))
         yield refused
+        throttle_failed = CounterMetricFamily(
+            "postbacks_refusal_throttle_errors",
+            "Refusals answered without the refusal throttle because its store failed (each is logged).",
+        )
+        throttle_failed.add_metric([], refusals.get(RefusalReason.THROTTLE_FAILED, 0))
+        yield throttle_failed
         last = Delivery.objects.aggregate(last=Max("received_at"))["last"]
         last_received = GaugeMetricFamily(
             "postbacks_last_received_timestamp_seconds", "When the last postback was stored (Unix time; 0: never)."

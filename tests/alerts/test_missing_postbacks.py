@@ -18,6 +18,7 @@ T = T0 + timedelta(days=1)
 def impact(settings, db):
     with FakeImpact() as fake:
         settings.IMPACT_API_BASE_URL = fake.base_url
+        settings.IMPACT_API_ALLOW_HTTP = True
         fake.account = ImpactAccount.objects.create(account_sid=SID, auth_token=TOKEN)
         yield fake
 

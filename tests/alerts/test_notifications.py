@@ -18,6 +18,7 @@ class Hook:
 
     def __init__(self, fail=0):
         self.fail = fail
+        self.redirect = None  # a Location to answer 302 with
         self.bodies = []
         hook = self
 
@@ -28,8 +29,10 @@ class Hook:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 hook.bodies.append(json.loads(body))
-                status = 500 if len(hook.bodies) <= hook.fail else 200
+                status = 500 if len(hook.bodies) <= hook.fail else 302 if hook.redirect else 200
                 self.send_response(status)
+                if hook.redirect:
+                    self.send_header("Location", hook.redirect)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -84,9 +87,9 @@ def test_failed_webhook_is_retried_with_backoff_and_the_failure_shown(send, hook
 
     assert notify.send_due_notifications(now=OPENED) == {"sent": 0, "failed": 1}
     notification = Notification.objects.get()
-    assert "HTTP Error 500" in notification.last_error
+    assert "webhook answered 500" in notification.last_error
     assert notification.next_attempt_at == OPENED + MIN
-    assert "HTTP Error 500" in staff_client.get(f"/alerts/{notification.alert_id}/").content.decode()
+    assert "webhook answered 500" in staff_client.get(f"/alerts/{notification.alert_id}/").content.decode()
 
     assert notify.send_due_notifications(now=OPENED + MIN / 2) == {"sent": 0, "failed": 0}
     assert notify.send_due_notifications(now=OPENED + MIN) == {"sent": 0, "failed": 1}
@@ -97,6 +100,31 @@ def test_failed_webhook_is_retried_with_backoff_and_the_failure_shown(send, hook
     notification.refresh_from_db()
     assert (notification.attempts, notification.sent_at, notification.last_error) == (3, OPENED + 3 * MIN, "")
     assert len(hook.bodies) == 3
+
+
+def test_a_line_break_in_a_brand_name_or_action_id_leaves_the_subject_one_line_and_the_email_goes(send, emails):
+    send_at(send, OPENED, CampaignName="Acme\r\nBcc: everyone@example.com", action_id="A1\nX")
+    assert notify.send_due_notifications(now=OPENED) == {"sent": 1, "failed": 0}
+    (email,) = mail.outbox
+    assert email.subject.startswith("[OPEN] Late postbacks – Acme Bcc: everyone@example.com")
+    assert "\n" not in email.subject and "\r" not in email.subject
+    assert email.to == ["ops@example.com", "support@example.com"]
+    assert not Notification.objects.filter(gave_up=True).exists()
+
+
+def test_slack_text_escapes_what_slack_reads_as_mentions_links_and_entities(send, hook):
+    send_at(send, OPENED, CampaignName="<!channel> Shoes & <https://evil.example|Co>")
+    notify.send_due_notifications(now=OPENED)
+    text = hook.bodies[0]["text"]
+    assert "&lt;!channel&gt; Shoes &amp; &lt;https://evil.example|Co&gt;" in text
+    assert "<" not in text and ">" not in text
+
+
+def test_a_webhook_redirect_is_a_failure_not_followed(send, hook):
+    hook.redirect = "http://127.0.0.1:9/elsewhere"
+    send_at(send, OPENED)
+    assert notify.send_due_notifications(now=OPENED) == {"sent": 0, "failed": 1}
+    assert "webhook answered 302" in Notification.objects.get().last_error
 
 
 def still_late(alert, now):

@@ -35,6 +35,7 @@ def test_watcher_reconciles_every_reconcile_every_minutes_only(settings, db):
     settings.RECONCILE_EVERY_MINUTES = 15
     with FakeImpact() as fake:
         settings.IMPACT_API_BASE_URL = fake.base_url
+        settings.IMPACT_API_ALLOW_HTTP = True
         ImpactAccount.objects.create(account_sid=SID, auth_token=TOKEN)
         fake.actions.append(action_record("A9", T))
         clock = [T + 5 * MIN]

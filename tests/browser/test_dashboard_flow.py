@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from events.models import Delivery
+from tests.conftest import OPERATOR_PERMISSIONS, grant
 
 from .browser_helpers import log_in, pixel, screenshot
 
@@ -54,7 +55,7 @@ def history(transactional_db, send):
         reason="OperationalError: database is locked",
         attempts=1,
     )
-    User.objects.create_user("staff", password="correct horse 1", is_staff=True)
+    grant(User.objects.create_user("staff", password="correct horse 1", is_staff=True), *OPERATOR_PERMISSIONS)
     User.objects.create_user("viewer", password="correct horse 2")
     return failed
 

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from events.models import Action
-from tests.conftest import ENDPOINT
+from tests.conftest import ENDPOINT, OPERATOR_PERMISSIONS, grant
 
 from .browser_helpers import log_in, screenshot
 
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_demo_data_fills_the_overview_and_the_test_postback_works_from_the_setup_page(
     page, live_server, credential, settings, django_user_model
 ):
-    django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    grant(django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True), *OPERATOR_PERMISSIONS)
     live_server.thread.httpd.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     call_command(
         "simulate_postbacks",

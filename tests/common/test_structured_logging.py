@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from events.common.logs import ContextFilter, JsonFormatter
+from events.common.logs import ContextFilter, json_formatter
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def json_lines():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(ContextFilter())
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(json_formatter())
     root = logging.getLogger()
     root.addHandler(handler)
     old_level = root.level

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from tests_dashboard_common import NOW
 
 from events.models import Action, ActionEvent, Brand, Delivery
+from tests.conftest import OPERATOR_PERMISSIONS, grant
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +22,7 @@ def frozen_now(time_machine):
 @pytest.fixture
 def staff_client(client, db):
     user = User.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    grant(user, *OPERATOR_PERMISSIONS)
     client.force_login(user)
     return client
 

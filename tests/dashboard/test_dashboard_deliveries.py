@@ -8,6 +8,7 @@ from django.test import Client
 from tests_dashboard_common import NOW, iso
 
 from events.models import Action, Delivery, RefusalCounter, RefusedAttempt
+from tests.conftest import grant
 
 
 def _failed(action_id="A7"):
@@ -62,6 +63,7 @@ def test_viewers_cannot_replay(user_client):
 def test_replay_needs_post_and_a_csrf_token(db, django_user_model):
     failed = _failed()
     staff = django_user_model.objects.create_user("s", password="x", is_staff=True)
+    grant(staff, "events.replay_delivery")
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(staff)
     assert browser.get("/deliveries/replay/").status_code == 405

@@ -2,7 +2,6 @@
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import SimpleNamespace
 
 from django.urls import reverse
 from hypothesis import given
@@ -36,14 +35,14 @@ def test_a_row_escapes_what_impact_com_sent_and_shows_every_flag():
     assert 'title="modified &lt;after&gt; &quot;reversal&quot;"' in html and "impact.com API" in html
 
 
-def test_a_delivery_row_escapes_its_reason_and_offers_replay_to_staff_only():
+def test_a_delivery_row_escapes_its_reason_and_offers_replay_only_to_who_may_replay():
     delivery = Delivery(
         pk=42, method="GET", outcome="invalid", attempts=2, action_id="", remote_addr="203.0.113.9",
         reason="Payout='<x>' is not a decimal amount " + "x" * 200, received_at=datetime(2026, 11, 21, tzinfo=UTC),
     )  # fmt: skip
     replayable = {"invalid", "failed", "received"}
-    staff = delivery_row({"user": SimpleNamespace(is_staff=True), "replayable": replayable}, delivery)
-    viewer = delivery_row({"user": SimpleNamespace(is_staff=False), "replayable": replayable}, delivery)
+    staff = delivery_row({"can_replay": True, "replayable": replayable}, delivery)
+    viewer = delivery_row({"can_replay": False, "replayable": replayable}, delivery)
     assert 'name="delivery" value="42"' in staff and "<input" not in viewer
     assert "Payout=&#x27;&lt;x&gt;&#x27; is not" in staff and "x" * 150 not in staff and "…" in staff
     assert "<td>—</td>" in staff and "2 attempts" in staff and "Invalid" in staff

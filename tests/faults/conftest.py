@@ -157,7 +157,6 @@ def template_database(cluster):
     cluster.sql("postgres", "CREATE DATABASE faults_template")
     env = base_env(DATABASE_URL=cluster.url("faults_template"))
     manage("migrate", "--noinput", env=env)
-    manage("createcachetable", env=env)
     return "faults_template"
 
 

@@ -20,12 +20,13 @@ T = T0 + timedelta(days=1)
 def fake(settings, db):
     with FakeImpact() as server:
         settings.IMPACT_API_BASE_URL = server.base_url
+        settings.IMPACT_API_ALLOW_HTTP = True
         server.account = ImpactAccount.objects.create(account_sid=SID, auth_token=TOKEN)
         yield server
 
 
 def client(fake, token=TOKEN, **kwargs):
-    return impact_api.ImpactClient(SID, token, base_url=fake.base_url, **kwargs)
+    return impact_api.ImpactClient(SID, token, base_url=fake.base_url, allow_http=True, **kwargs)
 
 
 def add_updates(fake, n):
@@ -140,6 +141,32 @@ def test_next_page_on_another_host_is_refused(fake):
     with pytest.raises(impact_api.ApiError, match="another host"):
         c.get("http://example.com/Mediapartners/x/Actions")
     assert fake.requests == []
+
+
+def test_a_redirect_on_the_same_host_is_followed_with_the_credentials(fake):
+    add_updates(fake, 1)
+    fake.redirect_next = f"/Mediapartners/{SID}/ActionUpdates?PageSize=1000&Page=1"
+    assert len(list(client(fake).records("ActionUpdates", {}))) == 1
+    assert len(fake.requests) == 2
+    assert fake.requests[1]["headers"]["Authorization"] == _basic()
+
+
+@pytest.mark.parametrize("elsewhere", ["other host", "https instead of http"])
+def test_a_redirect_to_another_host_or_scheme_is_refused_and_nothing_is_sent_there(fake, elsewhere):
+    with FakeImpact() as other:
+        port = fake.base_url.rsplit(":", 1)[1]
+        target = other.base_url if elsewhere == "other host" else f"https://127.0.0.1:{port}"
+        fake.redirect_next = f"{target}/Mediapartners/{SID}/ActionUpdates"
+        with pytest.raises(impact_api.ApiError, match="another host or scheme"):
+            list(client(fake).records("ActionUpdates", {}))
+        assert other.requests == []
+    assert len(fake.requests) == 1
+
+
+def test_the_client_refuses_a_plain_http_base_url_unless_told_it_is_a_test():
+    with pytest.raises(impact_api.ApiError, match="must be https"):
+        impact_api.ImpactClient(SID, TOKEN, base_url="http://api.impact.com")
+    assert impact_api.ImpactClient(SID, TOKEN, base_url="http://127.0.0.1:9", allow_http=True)
 
 
 def test_retry_after_can_be_an_http_date():

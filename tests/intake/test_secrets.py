@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from urllib.parse import urlencode
+from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 from django.apps import apps
-from django.core.cache import cache
 from django.db import connection
 
 from events.models import Credential, Delivery
@@ -24,7 +23,6 @@ from tests.conftest import ENDPOINT, postback_params
 @pytest.fixture
 def planted(db, settings):
     settings.POSTBACK_REFUSAL_THROTTLE_RATE = "3/m"
-    cache.clear()
     secret = f"planted-{uuid.uuid4().hex}"
     credential, _ = Credential.create_with_secret(label="planted", secret=secret)
     return credential, secret, f"wrong-{uuid.uuid4().hex}"
@@ -97,3 +95,45 @@ def test_a_planted_secret_is_found_nowhere(client, admin_client, planted, caplog
     # the secret really was sent: its redaction marker is what is stored
     assert "[redacted]" in written["database"]
     assert credential.secret_hash in written["database"]
+
+
+def encodings(secret: str) -> list[str]:
+    """Ways a sender may write the secret: percent-encoded (each way), JSON-escaped (each way)."""
+    return [
+        quote(secret, safe=""),
+        quote(secret, safe="").lower(),
+        quote_plus(secret),
+        "".join(f"%{byte:02X}" for byte in secret.encode()),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret).replace("/", "\\/")[1:-1],
+        "".join(f"\\u{ord(char):04x}" for char in secret),
+    ]
+
+
+def test_every_encoding_of_the_presented_secret_is_redacted(client, db):
+    secret = f"planted/+ é&={uuid.uuid4().hex}"
+    credential, _ = Credential.create_with_secret(label="odd", secret=secret)
+    header = {credential.header_name: secret}
+    for n, encoded in enumerate(encodings(secret)):
+        query = urlencode(postback_params(f"E{n}")) + f"&SubId2={encoded}"
+        assert client.get(f"{ENDPOINT}?{query}", headers={**header, "X-Echo": encoded}).status_code == 200
+        body = f'{{"ActionId": "J{n}", "CampaignId": "1001", "Note": "{encoded}"}}'  # the secret has no quote
+        response = client.post(ENDPOINT, data=body, content_type="application/json", headers=header)
+        assert response.status_code == 200, response.content
+    stored = everything_in_the_database()
+    for encoded in [secret, *encodings(secret)]:
+        assert encoded not in stored, encoded
+    assert stored.count("[redacted]") >= 3 * len(encodings(secret))
+
+
+def test_the_header_of_a_credential_switched_off_or_deleted_is_still_redacted(client, db):
+    old, old_secret = Credential.create_with_secret(label="old", header_name="X-Old-Token")
+    gone, gone_secret = Credential.create_with_secret(label="gone", header_name="X-Gone-Token")
+    new, new_secret = Credential.create_with_secret(label="new")
+    Credential.objects.filter(pk=old.pk).update(active=False)
+    gone.delete()
+    headers = {"X-Old-Token": old_secret, "X-Gone-Token": gone_secret, new.header_name: new_secret}
+    assert client.get(f"{ENDPOINT}?{urlencode(postback_params())}", headers=headers).status_code == 200
+    stored = Delivery.objects.get().headers
+    assert stored["X-Old-Token"] == stored["X-Gone-Token"] == "[redacted]"
+    assert old_secret not in everything_in_the_database() and gone_secret not in everything_in_the_database()

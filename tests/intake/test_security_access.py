@@ -8,10 +8,10 @@ from urllib.parse import urlencode
 
 import pytest
 import time_machine
-from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 
-from events.models import AllowedNetwork, Delivery, RefusalCounter, RefusedAttempt
+from events.models import AllowedNetwork, Delivery, RateWindow, RefusalCounter, RefusedAttempt
 from tests.conftest import ENDPOINT, postback_params, processed
 
 ATTACKER = "203.0.113.9"
@@ -21,11 +21,11 @@ PROXY = "10.0.0.2"
 
 @pytest.fixture(autouse=True)
 def _fresh_throttle(db, settings):
+    """The throttle counts in fixed one-minute windows: the clock stands still a second into one."""
     settings.POSTBACK_REFUSAL_THROTTLE_RATE = "5/m"
     settings.TRUSTED_PROXIES = []
-    cache.clear()
-    yield
-    cache.clear()
+    with time_machine.travel(timezone.now().replace(second=1, microsecond=0), tick=False):
+        yield
 
 
 @pytest.fixture
@@ -86,6 +86,27 @@ def test_the_throttle_lifts_once_the_window_has_passed(hit):
         assert hit(ATTACKER, valid=False).status_code == 429
         traveller.shift(timedelta(seconds=61))
         assert hit(ATTACKER, valid=False).status_code == 401
+
+
+def test_a_failing_throttle_store_still_answers_401_logs_and_counts_it(hit, caplog):
+    with connection.cursor() as cursor:  # the store's table is gone: every statement on it fails
+        cursor.execute("ALTER TABLE events_ratewindow RENAME TO events_ratewindow_away")
+    codes = [hit(ATTACKER, valid=False).status_code for _ in range(7)]
+    assert codes == [401] * 7
+    assert refused_count("invalid_credential") == 7
+    assert refused_count("throttle_failed") == 7
+    assert RefusedAttempt.objects.count() == 7
+    assert "refusal throttle unavailable" in caplog.text
+
+
+def test_throttle_windows_that_have_ended_are_deleted(hit):
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        hit(ATTACKER, valid=False)
+        hit("203.0.113.10", valid=False)
+        assert RateWindow.objects.count() == 2
+        traveller.shift(timedelta(minutes=2))
+        hit(ATTACKER, valid=False)
+        assert list(RateWindow.objects.values_list("key", "hits")) == [(ATTACKER, 1)]
 
 
 def test_an_empty_rate_switches_the_throttle_off(hit, settings):

@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from prometheus_client.parser import text_string_to_metric_families
 
 from events.models import ActionEvent, Delivery
@@ -22,7 +21,6 @@ def _metrics_settings(db, settings):
     settings.METRICS_TOKEN = TOKEN
     settings.METRICS_ALLOWED_CIDRS = []
     settings.TRUSTED_PROXIES = []
-    cache.clear()
 
 
 def scrape(client, **kwargs):
@@ -78,6 +76,8 @@ def test_metrics_count_outcomes_refusals_latency_and_delays(client, send, creden
     assert samples[("postbacks_refused_total", (("reason", "invalid_credential"),))] == 1
     assert samples[("postbacks_refused_total", (("reason", "missing_credential"),))] == 1
     assert samples[("postbacks_refused_total", (("reason", "throttled"),))] == 0
+    assert samples[("postbacks_refusal_throttle_errors_total", ())] == 0
+    assert ("postbacks_refused_total", (("reason", "throttle_failed"),)) not in samples
 
     processed = Delivery.objects.exclude(processing_ms=None)
     assert processed.count() == 4

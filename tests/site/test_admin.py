@@ -44,7 +44,7 @@ def test_adding_a_credential_without_a_secret_generates_one_shown_once(admin_cli
     assert len(secret) >= 32
     credential = Credential.objects.get()
     assert credential.secret_hash == hash_secret(secret)
-    assert credential.secret_hint == secret[:4]
+    assert credential.secret_hint == secret[-4:]
     assert postback(client, secret).status_code == 200
 
     change_page = admin_client.get(f"/admin/events/credential/{credential.pk}/change/").content.decode()

@@ -27,6 +27,20 @@ def test_every_response_carries_the_security_headers(client, db, url):
     assert response["X-Frame-Options"] == "DENY"
 
 
+def test_the_policy_is_the_header_text_given_and_an_empty_one_sends_none():
+    values = _production_settings("CONTENT_SECURITY_POLICY")
+    assert "'frame-ancestors': [\"'none'\"]" in values["CONTENT_SECURITY_POLICY"]
+    env = {**os.environ, "CONTENT_SECURITY_POLICY": "", "DJANGO_SETTINGS_MODULE": "postbacks_site.settings"}
+    code = "from django.conf import settings; print(settings.CONTENT_SECURITY_POLICY)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "None"
+
+
+def test_without_a_policy_no_header_is_sent(client, db, settings):
+    settings.CONTENT_SECURITY_POLICY = None
+    assert "Content-Security-Policy" not in client.get("/accounts/login/")
+
+
 def test_templates_have_no_inline_scripts_or_event_handlers():
     offenders = []
     for path in (ROOT / "templates").rglob("*.html"):
@@ -45,6 +59,8 @@ def _production_settings(*names: str) -> dict[str, str]:
         "PRODUCTION": "true",
         "SECRET_KEY": "x" * 60,
         "ALLOWED_HOSTS": "postbacks.example.com",
+        "CREDENTIAL_HASH_KEY": "k" * 40,
+        "ENCRYPTION_KEY": "fY-S6jrGCHlRRgw3dDmIY6oZ3eUHafy3xi6T1vtJ6o0=",
         "DJANGO_SETTINGS_MODULE": "postbacks_site.settings",
     }
     code = "from django.conf import settings\n" + "\n".join(f"print({n!r}, repr(settings.{n}))" for n in names)
@@ -70,6 +86,7 @@ def test_production_turns_on_hsts_secure_cookies_and_json_logs():
         ("POSTBACK_REFUSAL_THROTTLE_RATE", "lots"),
         ("LOG_FORMAT", "xml"),
         ("METRICS_TOKEN", "short"),
+        ("CONTENT_SECURITY_POLICY", "default-src 'self'; script-source 'self'"),
     ],
 )
 def test_bad_security_settings_are_refused_by_name(name, value):

@@ -26,6 +26,8 @@ PRODUCTION = {
     "SECRET_KEY": secrets.token_urlsafe(50),
     "ALLOWED_HOSTS": "postbacks.example.com",
     "DATABASE_URL": "postgres://postbacks:password@db.example.com:5432/postbacks",
+    "CREDENTIAL_HASH_KEY": secrets.token_urlsafe(32),
+    "ENCRYPTION_KEY": "fY-S6jrGCHlRRgw3dDmIY6oZ3eUHafy3xi6T1vtJ6o0=",
 }
 
 
@@ -52,6 +54,13 @@ def test_production_without_secret_key_refuses_to_start_naming_it():
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert "SECRET_KEY is required" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["CREDENTIAL_HASH_KEY", "ENCRYPTION_KEY"])
+def test_production_without_a_key_for_stored_secrets_refuses_to_start_naming_it(name):
+    result = manage("check", env={**PRODUCTION, name: ""})
+    assert result.returncode != 0
+    assert f"{name} is required when PRODUCTION=true" in result.stderr
 
 
 def test_server_side_cursors_can_be_disabled_for_pgbouncer():
@@ -88,6 +97,9 @@ def test_debug_is_off_unless_set():
         ("DELAY_ALERT_AFTER_MINUTES", "0", "DELAY_ALERT_AFTER_MINUTES must be at least 1"),
         ("DEBUG", "maybe", "DEBUG must be true or false"),
         ("DATABASE_URL", "not a url", "DATABASE_URL"),
+        ("IMPACT_API_BASE_URL", "http://api.impact.com", "IMPACT_API_BASE_URL must be an https:// URL"),
+        ("ENCRYPTION_KEY", "not-a-fernet-key", "ENCRYPTION_KEY must be Fernet keys"),
+        ("CREDENTIAL_HASH_KEY", "short", "CREDENTIAL_HASH_KEY must be at least 32 characters"),
     ],
 )
 def test_a_bad_variable_refuses_to_start_naming_it(name, value, message):

@@ -9,11 +9,14 @@ from django.test import Client
 
 from events.models import Action, Brand, Credential, Delivery
 from events.simulation.synthetic import TEST_CAMPAIGN_ID, TEST_CREDENTIAL_LABEL
+from tests.conftest import OPERATOR_PERMISSIONS, grant
 
 
 @pytest.fixture
 def staff(django_user_model):
-    return django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    user = django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    grant(user, *OPERATOR_PERMISSIONS)
+    return user
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""Every URL pattern, walked as an anonymous visitor and as a plain (non-staff) user.
+"""Every URL pattern, walked as an anonymous visitor, a plain (non-staff) user, and staff without
+permissions; every admin view as staff with view permissions only.
 
 Each name must be classified below: a new URL without an access decision fails the test.
 Login is required everywhere except the postback endpoint, /healthz, the OpenAPI schema,
-/metrics (its own token) and Django's login/password-reset pages; staff-only actions are
-refused to plain users on the server, whatever the page shows.
+/metrics (its own token) and Django's login/password-reset pages. Every change (STAFF_POSTS)
+needs staff and a Django model permission, refused on the server whatever the page shows: staff
+without it change nothing, on the dashboard or in admin.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import re
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Permission
 from django.urls import URLPattern, URLResolver, get_resolver
+
+from events.models import Delivery
 
 PUBLIC = {
     "impact-postback": {401},  # a credential, not a login
@@ -104,3 +109,38 @@ def test_admin_needs_a_staff_login(client, django_user_model, path):
     client.force_login(django_user_model.objects.create_user("viewer", password="not-staff-1234"))
     response = client.get(path)
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), path
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(LOGIN_PAGES | STAFF_PAGES | STAFF_POSTS))
+def test_staff_without_permissions_see_pages_but_change_nothing(client, django_user_model, name):
+    client.force_login(django_user_model.objects.create_user("staff", password="staff-no-perms-1", is_staff=True))
+    path = site_urls()[name]
+    if name in STAFF_POSTS:
+        assert client.post(path).status_code == 403, path
+    else:
+        assert client.get(path).status_code in (200, 404), path
+
+
+def view_only_staff(django_user_model):
+    user = django_user_model.objects.create_user("viewer", password="staff-view-only-1", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))
+    return user
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [p for p in admin_urls() if p.endswith(("/add/", "/change/", "/delete/"))])
+def test_staff_with_view_permissions_only_change_nothing_in_admin(client, django_user_model, path):
+    client.force_login(view_only_staff(django_user_model))
+    assert client.post(path, {}).status_code == 403, path
+
+
+@pytest.mark.django_db
+def test_the_admin_replay_action_needs_the_replay_permission(client, django_user_model):
+    failed = Delivery.objects.create(method="GET", path="/postbacks/impact/", outcome="failed", reason="boom")
+    client.force_login(view_only_staff(django_user_model))
+    changelist = "/admin/events/delivery/"
+    assert "replay_deliveries" not in client.get(changelist).content.decode()
+    client.post(changelist, {"action": "replay_deliveries", "_selected_action": [failed.pk]})
+    failed.refresh_from_db()
+    assert (failed.outcome, failed.attempts) == ("failed", 0)
