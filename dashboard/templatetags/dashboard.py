@@ -122,12 +122,13 @@ def event_row(e):
     link = f'<a href="{_text(action_path(action.action_id))}">{_text(action.action_id)}</a>'
     order = f'<span class="sub">order {_text(action.oid)}</span>' if action.oid else ""
     from_state = f"{_text(STATE_LABELS.get(e.from_state, e.from_state))} → " if e.from_state else ""
+    status = f'<span class="sub" title="Status as impact.com sent it">{_text(e.status)}</span>' if e.status else ""
     row = (
         "<tr>\n"
         f'  <td class="nowrap">{when(e.received_at)}{changed if e.changed_at else ""}</td>\n'
         f'  <td><span class="kind {_text(e.kind)}">{_text(KIND_LABELS.get(e.kind, e.kind))}</span></td>\n'
         f'  <th scope="row">{link}{order}</th>\n'
-        f'  <td class="nowrap">{from_state}{_text(STATE_LABELS.get(e.to_state, e.to_state))}</td>\n'
+        f'  <td class="nowrap">{from_state}{_text(STATE_LABELS.get(e.to_state, e.to_state))}{status}</td>\n'
         f'  <td class="num">{_amount_and_delta(e.amount, e.delta_amount, e.currency)}</td>\n'
         f'  <td class="num">{_amount_and_delta(e.payout, e.delta_payout, e.currency)}</td>\n'
         f"  <td>{delay_badge(e.delay_seconds)}</td>\n"

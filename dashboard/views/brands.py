@@ -155,8 +155,8 @@ EVENT_CSV_HEADER = [
 
 # What a timeline row shows (templatetags event_row): the JSON diff and the action's other fields stay in the database.
 EVENT_ROW_FIELDS = [
-    "received_at", "changed_at", "kind", "from_state", "to_state", "currency", "amount", "delta_amount", "payout",
-    "delta_payout", "delay_seconds", "duplicate_count", "out_of_order", "superseded", "anomaly", "source",
+    "received_at", "changed_at", "kind", "from_state", "to_state", "status", "currency", "amount", "delta_amount",
+    "payout", "delta_payout", "delay_seconds", "duplicate_count", "out_of_order", "superseded", "anomaly", "source",
     "action__action_id", "action__oid",
 ]  # fmt: skip
 

@@ -1,6 +1,7 @@
 """The lifecycle rules, pure: no queries, nothing written. `apply` runs them against the database.
 
-- kind: an explicit EventType wins; Status=REVERSED is *reversed*; a non-zero
+- kind: an explicit EventType wins; a reversal Status (REVERSED, REJECTED, DECLINED:
+  `impact.status_group`) is *reversed*; a non-zero
   DeltaAmount/DeltaPayout, or an update time later than CreationDate, is
   *modified*; otherwise the first postback seen is *tracked* and later ones
   are *modified*.
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from events.impact import Lifecycle, Postback
+from events.impact import Lifecycle, Postback, status_group
 
 MAX_DELAY_SECONDS = 2**31 - 1  # ActionEvent.delay_seconds is a 32-bit integer
 
@@ -29,7 +30,7 @@ MAX_DELAY_SECONDS = 2**31 - 1  # ActionEvent.delay_seconds is a 32-bit integer
 def derive_kind(postback: Postback, action) -> str:
     if postback["event_type"]:
         return postback["event_type"]
-    if postback["status"] == "REVERSED":
+    if status_group(postback["status"]) == "reversed":
         return Lifecycle.REVERSED
     if any(postback[name] for name in ("delta_amount", "delta_payout")):
         return Lifecycle.MODIFIED
