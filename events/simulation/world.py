@@ -7,10 +7,11 @@ then maybe partial returns, an approval or a reversal) at impact-side times.
 would send them, with the faults its own behaviour produces: retries of the
 same postback (duplicates), out-of-order arrival, late delivery and a
 maintenance pause followed by a burst. `Truth` says what the receiver must end
-up with, following the rules in events/lifecycle.py:
+up with, following the rules in events/lifecycle/rules.py:
 
-- the kind of a change: first postback without deltas = tracked, Status=REVERSED
-  = reversed, anything else = modified;
+- the kind of a change: the tracked postback carries its whole amount and payout as
+  deltas (impact.com's update that creates an action does), Status=REVERSED =
+  reversed, anything else = modified;
 - a reversal is terminal (the world never changes an action after it);
 - money: the change with the latest UpdateDate wins, whatever the arrival order.
 
@@ -346,7 +347,7 @@ def _changes(rng: random.Random, scenario: Scenario, action: Action, window_end:
         )
 
     changes: list[Change] = []
-    changes.append(change(TRACKED, "PENDING", "", amount, payout))
+    changes.append(change(TRACKED, "PENDING", "", amount, payout, amount, payout))  # a change from nothing
     for _ in range(returns):
         kept = Decimal(str(rng.uniform(0.3, 0.9)))
         new_amount = min(money(amount * kept), amount - CENT)
