@@ -16,7 +16,7 @@ from events.models import ActionEvent, Brand, DelayAlert
 from events.reporting import rollups
 
 from .. import folding, money
-from ..exports import csv_response
+from ..exports import csv_response, duration_cell, moment_cell
 from ..filters import TimelineFilter
 from ..paging import keyset_page
 from ..timezones import display_zone
@@ -28,7 +28,7 @@ CHART_DEFAULT_DAYS = 30
 
 BRAND_CSV_HEADER = [
     "campaign_id", "name", "tracked", "modified", "reversed", "reversal_rate", "currency", "net_payout",
-    "last_postback", "delay_p95_seconds", "open_alerts",
+    "last_postback", "delay_p95", "open_alerts",
 ]  # fmt: skip
 
 BRAND_SORTS = {
@@ -138,8 +138,8 @@ def _brand_csv(rows):
                 "" if row["reversal_rate"] is None else f"{row['reversal_rate']:.4f}",
                 currency,
                 money.plain_amount(net, currency),
-                brand.last_received_at.isoformat() if brand.last_received_at else "",
-                "" if row["delay_p95"] is None else round(row["delay_p95"]),
+                moment_cell(brand.last_received_at),
+                duration_cell(row["delay_p95"]),
                 row["open_alerts"],
             ]
 
@@ -148,7 +148,7 @@ def _brand_csv(rows):
 
 EVENT_CSV_HEADER = [
     "received_at", "changed_at", "brand", "action_id", "kind", "from_state", "to_state", "status", "currency",
-    "amount", "delta_amount", "payout", "delta_payout", "delay_seconds", "duplicates", "out_of_order",
+    "amount", "delta_amount", "payout", "delta_payout", "delay", "duplicates", "out_of_order",
     "superseded", "anomaly", "order_id", "tracker_id", "sub_id1",
 ]  # fmt: skip
 
@@ -170,8 +170,8 @@ def _event_csv(queryset, campaign_id: str):
     for r in rows.iterator(chunk_size=2000):
         currency = r[7]
         yield [
-            r[0].isoformat(), r[1].isoformat() if r[1] else "", campaign_id, r[2], r[3], r[4], r[5], r[6], currency,
-            *(money.plain_amount(v, currency) for v in r[8:12]), r[12] if r[12] is not None else "", r[13],
+            moment_cell(r[0]), moment_cell(r[1]), campaign_id, r[2], r[3], r[4], r[5], r[6], currency,
+            *(money.plain_amount(v, currency) for v in r[8:12]), duration_cell(r[12]), r[13],
             int(r[14]), int(r[15]), r[16], r[17], r[18], r[19],
         ]  # fmt: skip
 

@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from events.common.times import format_duration
+
 from .actions import ActionEvent, Brand
 from .reconciliation import ApiChange
 
@@ -124,8 +126,21 @@ class DelayAlert(models.Model):
 
     @property
     def title(self) -> str:
-        more = f" (and {self.item_count - 1} more)" if self.item_count > 1 else ""
-        return f"{self.get_kind_display()} – {self.brand}: {self.summary}{more}"
+        """What the alert is about as it stands: kind, brand, how many changes, the longest delay.
+
+        (Not its first item: items come and go, and the first is rarely the one that matters.)
+        """
+        return f"{self.get_kind_display()} – {self.brand}: {self.description}"
+
+    @property
+    def description(self) -> str:
+        if self.kind == AlertKind.SILENT:
+            return self.summary  # the silence itself: since when, against the brand's usual gap
+        changes = f"{self.item_count} change{'' if self.item_count == 1 else 's'}"
+        if self.max_delay_seconds is None:
+            return f"{changes}, no postback yet" if self.kind == AlertKind.MISSING else changes
+        so_far = " so far" if self.kind == AlertKind.MISSING else ""
+        return f"{changes}, longest delay {format_duration(self.max_delay_seconds)}{so_far}"
 
     @property
     def active(self) -> bool:

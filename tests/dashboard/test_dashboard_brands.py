@@ -60,7 +60,7 @@ def test_brands_export_as_csv(staff_client, send, later):
     assert lines[0].startswith("campaign_id,name,tracked")
     assert lines[1].startswith("1001,Acme Shoes,3,0,1,0.3333,USD,20.00,")
     assert (
-        lines[2] == "2002,Blue Bikes,1,0,0,0.0000,EUR,99.00,2026-11-21T12:00:00+00:00,7200,1"
+        lines[2] == "2002,Blue Bikes,1,0,0,0.0000,EUR,99.00,2026-11-21T12:00:00+00:00,2 h 00 min,1"
     )  # two hours late: one open alert
 
 
