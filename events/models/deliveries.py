@@ -66,6 +66,12 @@ class Credential(models.Model):
         null=True, blank=True, editable=False, help_text="Updated at most once a minute."
     )
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Optional: refused after this time.")
+    simulated_history = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Made by simulate_postbacks for a history it backdates once sent (the demo): the delay "
+        "alerts of its postbacks are judged after the backdating, not on arrival.",
+    )
 
     objects = CredentialQuerySet.as_manager()
 

@@ -32,6 +32,10 @@ from events.impact import FIELDS, TEMPLATE_FIELDS, Lifecycle
 
 CENT = Decimal("0.01")
 MAX_OVERTAKE = timedelta(hours=1)
+# An on-time action's postback overtaken by the next one stays under this delay: only the scenario's
+# late actions reach the receiver over an hour (a delay alert) after their change.
+MAX_OVERTAKEN_DELAY = timedelta(minutes=45)
+OVERTAKE_GAP = timedelta(seconds=1)
 TRACKED, MODIFIED, REVERSED = Lifecycle.TRACKED, Lifecycle.MODIFIED, Lifecycle.REVERSED
 
 BRAND_NAMES = (
@@ -181,7 +185,10 @@ class Scenario:
     duplicate_rate: float = 0.02  # postbacks impact.com sends again (lost acknowledgement)
     out_of_order_rate: float = 0.05  # actions whose changes arrive in the wrong order
     late_rate: float = 0.02  # actions whose postbacks arrive 20 min to 6 h after the change
-    min_late: int = 0  # at least this many late actions (over an hour late), whatever the draw
+    # The deliberately late brand: this many of its recent actions reach the receiver over an hour
+    # (75 min to 6 h) after their changes, so it has a delay alert; no other brand is that late
+    # unless `late_rate` says so.
+    late_brand_actions: int = 0
     lost_ack_rate: float = 0.0  # responses the sender "does not see", so it retries
     maintenance_share: float = 0.0  # share of postbacks held by a maintenance pause, then sent in a burst
     pause: float = 0.0  # seconds the maintenance pause lasts in real time
@@ -195,8 +202,8 @@ SCENARIOS = {
         brands=5,
         actions=300,
         history=timedelta(days=30),
-        late_rate=0.005,
-        min_late=2,
+        late_rate=0.0,
+        late_brand_actions=3,
         duplicate_rate=0.03,
         backdate=True,
     ),
@@ -278,15 +285,18 @@ def generate_world(
     # instead of re-sending old ones with other times; pass the same `now` to replay a world exactly.
     serials = random.Random(f"ids-{seed}-{now.isoformat()}").sample(range(10**8, 10**9), k=actions or scenario.actions)
     late_flags = [rng.random() < scenario.late_rate for _ in serials]
-    forced = set(range(min(scenario.min_late, len(serials)))) if sum(late_flags) < scenario.min_late else set()
+    late_brand = brand_list[-1]  # the smallest: its delay alert is the demo's, not an accident
+    forced = set(range(min(scenario.late_brand_actions, len(serials))))
     result = []
     for number, serial in enumerate(serials):
         brand = rng.choices(brand_list, weights=weights)[0]
+        if number in forced:
+            brand = late_brand
         tracker = rng.choice(brand.trackers)
         late = late_flags[number] or number in forced
         if late:
-            # Sent now, but changed 20 minutes to 6 hours ago (within a short window); the
-            # ones forced in (min_late) are over an hour late, so they open a delay alert.
+            # Sent now, but changed 20 minutes to 6 hours ago (within a short window); the late
+            # brand's are over an hour late, so they open its delay alert.
             low = 75 * 60 if number in forced else 20 * 60
             lateness = timedelta(seconds=rng.uniform(low, 6 * 3600))
             window_end, span = now - lateness, min(600.0, history)
@@ -403,19 +413,26 @@ class Plan:
         )
 
 
+def _can_overtake(action: Action, first: Send, second: Send) -> bool:
+    """Plausible only for changes within the hour (or the earlier one would be days late); an on-time
+    action's overtaken postback stays under MAX_OVERTAKEN_DELAY."""
+    if second.send_at - first.send_at >= MAX_OVERTAKE:
+        return False
+    return action.late or max(first.send_at, second.send_at) + OVERTAKE_GAP - first.change.at < MAX_OVERTAKEN_DELAY
+
+
 def plan_deliveries(world: World, scenario: Scenario) -> Plan:
     """Order the postbacks as impact.com would send them, with the scenario's faults."""
     rng = random.Random(f"plan-{world.seed}-{scenario.name}")
     sends = []
     for action in world.actions:
         planned = [Send(change, change.send_at) for change in action.changes]
-        # A later change overtakes an earlier one (e.g. the earlier one's first attempt failed):
-        # plausible only for changes within the hour, or the earlier one would be days late.
-        close = [i for i in range(len(planned) - 1) if planned[i + 1].send_at - planned[i].send_at < MAX_OVERTAKE]
+        # A later change overtakes an earlier one (e.g. the earlier one's first attempt failed).
+        close = [i for i in range(len(planned) - 1) if _can_overtake(action, planned[i], planned[i + 1])]
         if close and rng.random() < scenario.out_of_order_rate:
             i = rng.choice(close)
             first, second = planned[i], planned[i + 1]
-            planned[i] = replace(first, send_at=max(first.send_at, second.send_at) + timedelta(seconds=1))
+            planned[i] = replace(first, send_at=max(first.send_at, second.send_at) + OVERTAKE_GAP)
             planned[i + 1] = replace(second, send_at=min(first.send_at, second.send_at))
         sends.extend(planned)
     retries = []
