@@ -20,11 +20,18 @@ class CheckboxFilter(django_filters.BooleanFilter):
     field_class = forms.BooleanField
 
 
+# Dates are typed and shown as YYYY-MM-DD, like every date on the pages (a browser's date picker
+# shows the visitor's locale instead, e.g. 11/16/2026).
+ISO_DATE = {"placeholder": "YYYY-MM-DD", "pattern": r"\d{4}-\d{2}-\d{2}", "inputmode": "numeric", "maxlength": "10"}
+
+
 class DayRangeMixin(django_filters.FilterSet):
     date_from = django_filters.DateFilter(
-        label="From", method="filter_from", widget=forms.DateInput(attrs={"type": "date"})
+        label="From", method="filter_from", widget=forms.DateInput(format="%Y-%m-%d", attrs=ISO_DATE)
     )
-    date_to = django_filters.DateFilter(label="To", method="filter_to", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = django_filters.DateFilter(
+        label="To", method="filter_to", widget=forms.DateInput(format="%Y-%m-%d", attrs=ISO_DATE)
+    )
     time_field = "received_at"
 
     def __init__(self, *args, tz, **kwargs):

@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from events.common.times import days_back, local_day
 from events.models import ActionEvent, Brand, DelayAlert
 from events.reporting import rollups
 
@@ -191,9 +192,11 @@ def brand_timeline(request, campaign_id):
     for event in page.rows:
         event.active_alert_id = alert_by_event.get(event.pk)
 
+    zone = display_zone()
     start, end = filterset.day_range()
     end = end or timezone.now()
-    start = start or end - timedelta(days=CHART_DEFAULT_DAYS)
+    # Whole days: the last CHART_DEFAULT_DAYS of them up to the end (today included) unless chosen.
+    start = start or days_back(end - timedelta(microseconds=1), CHART_DEFAULT_DAYS, zone)
     currency = next((e.currency for e in page.rows if e.currency), None)
     buckets = filterset.chart_qs.in_period(start, end).by_bucket("day", display_zone(), currency)
     chart = build_charts(buckets, day_slots(start, end), "day", currency)
@@ -205,8 +208,10 @@ def brand_timeline(request, campaign_id):
             "filter": filterset,
             "page": page,
             "chart": chart,
-            "chart_start": start,
-            "chart_end": end,
+            "chart_days": (
+                local_day(start, display_zone()),
+                local_day(end - timedelta(microseconds=1), display_zone()),
+            ),
             "filtered": any(v for k, v in request.GET.items() if k not in ("before", "after")),
             "csv_query": csv_query(request),
         },

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 
 def format_duration(seconds: float | int | None) -> str:
@@ -36,3 +36,14 @@ def day_start(day: date, tz: tzinfo) -> datetime:
 
 def local_day(moment: datetime, tz: tzinfo) -> date:
     return moment.astimezone(tz).date()
+
+
+def days_back(now: datetime, days: int, tz: tzinfo) -> datetime:
+    """The first instant of the last `days` whole days of `tz` up to `now`, today included: the start of
+    "the last 7 days" (so a period never begins with a sliver of a day)."""
+    return day_start(local_day(now, tz) - timedelta(days=days - 1), tz)
+
+
+def hours_back(now: datetime, hours: int) -> datetime:
+    """The first instant of the last `hours` whole hours up to `now`, the current one included."""
+    return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
