@@ -8,12 +8,13 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from events.common.times import days_back, local_day
-from events.models import ActionEvent, Brand, DelayAlert
+from events.models import Action, ActionEvent, Brand, DelayAlert
 from events.reporting import rollups
 
 from .. import folding, money
@@ -28,7 +29,7 @@ CHART_DEFAULT_DAYS = 30
 # --- Brands list --------------------------------------------------------------------------
 
 BRAND_CSV_HEADER = [
-    "campaign_id", "name", "tracked", "modified", "reversed", "reversal_rate", "currency", "net_payout",
+    "campaign_id", "name", "tracked", "modified", "reversed", "reversed_by_now_share", "currency", "net_payout",
     "last_postback", "delay_p95", "open_alerts",
 ]  # fmt: skip
 
@@ -36,7 +37,7 @@ BRAND_SORTS = {
     "name": lambda r: (r["brand"].name or r["brand"].campaign_id).lower(),
     "actions": lambda r: r["tracked"],
     "payout": lambda r: r["net_sort"],
-    "reversal_rate": lambda r: r["reversal_rate"] if r["reversal_rate"] is not None else -1,
+    "reversed_by_now": lambda r: r["reversed_share"] if r["reversed_share"] is not None else -1,
     "last_postback": lambda r: r["brand"].last_received_at.timestamp() if r["brand"].last_received_at else 0,
     "delay_p95": lambda r: r["delay_p95"] if r["delay_p95"] is not None else -1,
 }
@@ -45,7 +46,7 @@ BRAND_COLUMNS = [
     ("name", "Brand"),
     ("actions", "Actions tracked"),
     ("payout", "Net payout"),
-    ("reversal_rate", "Reversal rate"),
+    ("reversed_by_now", "Reversed by now"),
     ("last_postback", "Last postback"),
     ("delay_p95", "Delay p95"),
 ]
@@ -58,7 +59,14 @@ def brands(request):
     search = request.GET.get("q", "").strip()[:255]
     brand_list = list(Brand.objects.search(search).with_last_postback())
     figures = rollups.brand_figures(period.start, period.end, display_zone())
-    rows = _brand_rows(brand_list, figures.rows, figures.percentiles(0.95), DelayAlert.objects.open_counts_by_brand())
+    reversed_by_now = dict(
+        Action.objects.reversed_by_now(period.start, period.end)
+        .order_by()
+        .values_list("brand_id")
+        .annotate(n=Count("id"))
+    )
+    alerts = DelayAlert.objects.open_counts_by_brand()
+    rows = _brand_rows(brand_list, figures.rows, figures.percentiles(0.95), alerts, reversed_by_now)
 
     sort = request.GET.get("sort", "-actions")
     key = sort.lstrip("-")
@@ -100,7 +108,7 @@ def _columns(request, sort: str, key: str) -> list[dict]:
     return columns
 
 
-def _brand_rows(brand_list, stat_rows, p95, alert_counts):
+def _brand_rows(brand_list, stat_rows, p95, alert_counts, reversed_by_now):
     by_brand = folding.per_key(stat_rows, "brand_id")
     rows = []
     for brand in brand_list:
@@ -115,7 +123,8 @@ def _brand_rows(brand_list, stat_rows, p95, alert_counts):
                 "modified": stat["modified"],
                 "reversed": stat["reversed"],
                 "events": stat["events"],
-                "reversal_rate": stat["reversed"] / tracked if tracked else None,
+                # Of the actions it tracked in the period, the share reversed by now (a cohort: never over 100 %).
+                "reversed_share": folding.share(reversed_by_now.get(brand.pk, 0), tracked),
                 "nets": nets,
                 "net_sort": float(sum((n for _, n in nets), Decimal(0))),
                 "delay_p95": p95.get(brand.pk),
@@ -136,7 +145,7 @@ def _brand_csv(rows):
                 row["tracked"],
                 row["modified"],
                 row["reversed"],
-                "" if row["reversal_rate"] is None else f"{row['reversal_rate']:.4f}",
+                "" if row["reversed_share"] is None else f"{row['reversed_share']:.4f}",
                 currency,
                 money.plain_amount(net, currency),
                 moment_cell(brand.last_received_at),

@@ -104,6 +104,13 @@ class ActionQuerySet(models.QuerySet):
     def for_brand(self, brand):
         return self.filter(brand=brand)
 
+    def reversed_by_now(self, start, end):
+        """Actions first seen in [start, end), with their tracked postback, that are reversed by now: the
+        period's cohort, read from the reversed ones alone (action_reversed_first_seen)."""
+        return self.filter(
+            state=Lifecycle.REVERSED, tracked_seen=True, first_received_at__gte=start, first_received_at__lt=end
+        )
+
 
 class Action(models.Model):
     """The current state of one impact.com action (conversion), keyed by its ActionId."""
@@ -168,6 +175,11 @@ class Action(models.Model):
             models.Index(fields=["brand", "action_tracker_id", "id"], name="action_brand_tracker"),
             models.Index(fields=["brand", "sub_id1", "id"], name="action_brand_sub_id1"),
             models.Index(fields=["oid"], name="action_oid"),
+            # Overview and brands list: the period's actions reversed by now (its cohort), from the few
+            # reversed ones; an action enters it once, when it turns reversed.
+            models.Index(
+                fields=["first_received_at"], condition=models.Q(state="reversed"), name="action_reversed_first_seen"
+            ),
         ]
 
     def __str__(self) -> str:

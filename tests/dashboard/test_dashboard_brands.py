@@ -26,7 +26,7 @@ def test_each_brand_row_has_its_figures(staff_client, send, later):
     rows = {row["brand"].campaign_id: row for row in staff_client.get("/brands/").context["rows"]}
     acme, bikes = rows["1001"], rows["2002"]
     assert (acme["tracked"], acme["reversed"]) == (3, 1)
-    assert acme["reversal_rate"] == 1 / 3
+    assert acme["reversed_share"] == 1 / 3  # of its 3 actions tracked in the period, 1 is reversed by now
     assert acme["nets"] == [("USD", Decimal("20"))]
     # Delays 30, 60, 120, 600: p95 = 120 + 0.85 * 480.
     assert round(acme["delay_p95"]) == 528
