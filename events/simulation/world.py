@@ -28,9 +28,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
+from events.common.money import round_money, smallest_unit
 from events.impact import FIELDS, TEMPLATE_FIELDS, Lifecycle
 
-CENT = Decimal("0.01")
 MAX_OVERTAKE = timedelta(hours=1)
 # An on-time action's postback overtaken by the next one stays under this delay: only the scenario's
 # late actions reach the receiver over an hour (a delay alert) after their change.
@@ -67,8 +67,9 @@ RETURN_DETAILS = ("Partial return", "Item returned", "Price adjustment")
 REVERSAL_DETAILS = ("Order cancelled", "Fraud", "Returned in full", "Duplicate order")
 
 
-def money(value: float | Decimal) -> Decimal:
-    return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
+def money(value: float | Decimal, currency: str = "USD") -> Decimal:
+    """An amount as impact.com reports it: in the currency's minor units (whole yen, cents)."""
+    return round_money(Decimal(str(value)), currency, rounding=ROUND_HALF_UP)
 
 
 def iso(moment: datetime, offset_hours: int) -> str:
@@ -322,8 +323,13 @@ def generate_world(
 
 def _changes(rng: random.Random, scenario: Scenario, action: Action, window_end: datetime, now: datetime):
     brand = action.brand
-    amount = max(money(rng.lognormvariate(math.log(brand.typical_amount), 0.7)), Decimal("1.00"))
-    payout = max(money(amount * brand.commission), CENT)
+    unit = smallest_unit(brand.currency)  # a cent, or a yen
+
+    def in_currency(value) -> Decimal:
+        return money(value, brand.currency)
+
+    amount = max(in_currency(rng.lognormvariate(math.log(brand.typical_amount), 0.7)), Decimal(1))
+    payout = max(in_currency(amount * brand.commission), unit)
     roll = rng.random()
     returns = 0
     if roll < scenario.modified_share:
@@ -360,10 +366,10 @@ def _changes(rng: random.Random, scenario: Scenario, action: Action, window_end:
     changes.append(change(TRACKED, "PENDING", "", amount, payout, amount, payout))  # a change from nothing
     for _ in range(returns):
         kept = Decimal(str(rng.uniform(0.3, 0.9)))
-        new_amount = min(money(amount * kept), amount - CENT)
-        if new_amount < CENT:
+        new_amount = min(in_currency(amount * kept), amount - unit)
+        if new_amount < unit:
             break
-        new_payout = min(max(money(new_amount * brand.commission), CENT), payout)
+        new_payout = min(max(in_currency(new_amount * brand.commission), unit), payout)
         detail = rng.choice(RETURN_DETAILS)
         changes.append(
             change(MODIFIED, "PENDING", detail, new_amount, new_payout, new_amount - amount, new_payout - payout)
@@ -372,7 +378,7 @@ def _changes(rng: random.Random, scenario: Scenario, action: Action, window_end:
     if approved:
         changes.append(change(MODIFIED, "APPROVED", "", amount, payout))
     if reversed_:
-        zero = Decimal("0.00")
+        zero = Decimal(0)
         changes.append(change(REVERSED, "REVERSED", rng.choice(REVERSAL_DETAILS), zero, zero, -amount, -payout))
     return changes
 
