@@ -36,7 +36,6 @@ BRAND_CSV_HEADER = [
 BRAND_SORTS = {
     "name": lambda r: (r["brand"].name or r["brand"].campaign_id).lower(),
     "actions": lambda r: r["tracked"],
-    "payout": lambda r: r["net_sort"],
     "reversed_by_now": lambda r: r["reversed_share"] if r["reversed_share"] is not None else -1,
     "last_postback": lambda r: r["brand"].last_received_at.timestamp() if r["brand"].last_received_at else 0,
     "delay_p95": lambda r: r["delay_p95"] if r["delay_p95"] is not None else -1,
@@ -70,9 +69,12 @@ def brands(request):
 
     sort = request.GET.get("sort", "-actions")
     key = sort.lstrip("-")
-    if key not in BRAND_SORTS:
+    if key not in BRAND_SORTS and key != "payout":
         sort, key = "-actions", "actions"
-    rows.sort(key=BRAND_SORTS[key], reverse=sort.startswith("-"))
+    if key == "payout":
+        rows = _by_currency_then_net(rows, descending=sort.startswith("-"))
+    else:
+        rows.sort(key=BRAND_SORTS[key], reverse=sort.startswith("-"))
 
     if wants_csv(request):
         return csv_response("brands.csv", BRAND_CSV_HEADER, _brand_csv(rows))
@@ -82,6 +84,7 @@ def brands(request):
         {
             "rows": rows,
             "columns": _columns(request, sort, key),
+            "by_currency": key == "payout",
             "search": search,
             "period": period,
             "period_error": period_error,
@@ -126,12 +129,22 @@ def _brand_rows(brand_list, stat_rows, p95, alert_counts, reversed_by_now):
                 # Of the actions it tracked in the period, the share reversed by now (a cohort: never over 100 %).
                 "reversed_share": folding.share(reversed_by_now.get(brand.pk, 0), tracked),
                 "nets": nets,
-                "net_sort": float(sum((n for _, n in nets), Decimal(0))),
                 "delay_p95": p95.get(brand.pk),
                 "open_alerts": alert_counts.get(brand.pk, 0),
             }
         )
     return rows
+
+
+def _by_currency_then_net(rows: list[dict], *, descending: bool) -> list[dict]:
+    """Net payouts compare within one currency only (¥23,004 is not more than C$2,116.77): brands
+    grouped by the currency of their busiest money (alphabetically), each group sorted by that net,
+    brands without payout last."""
+    main = {id(row): next(((c, net) for c, net in row["nets"] if c), None) for row in rows}
+    with_money = [row for row in rows if main[id(row)]]
+    ordered = sorted(with_money, key=lambda row: main[id(row)][1], reverse=descending)
+    ordered.sort(key=lambda row: main[id(row)][0])  # stable: each currency keeps its order by net
+    return ordered + [row for row in rows if not main[id(row)]]
 
 
 def _brand_csv(rows):
