@@ -20,7 +20,7 @@ from django.utils.text import Truncator
 
 from events.common.times import format_duration
 from events.impact import Lifecycle, promises
-from events.models import EventSource, Outcome
+from events.models import Brand, EventSource, Outcome
 
 from .. import money
 from ..timezones import display_zone
@@ -192,6 +192,9 @@ def delivery_row(context, d):
         action = f'<a href="{_text(action_path(d.action_id))}">{_text(d.action_id)}</a>'
     else:
         action = _text(d.action_id or "—")
+    if d.action_id.startswith(Brand.TEST_ACTION_PREFIX):
+        action += ' <span class="flag" title="A synthetic test postback from the setup page: in no total">test</span>'
+
     row = (
         "\n    <tr>\n"
         f"      {select}\n"

@@ -57,6 +57,10 @@ def brands(request):
     period, period_error = period_of(request)
     search = request.GET.get("q", "").strip()[:255]
     brand_list = list(Brand.objects.search(search).with_last_postback())
+    # The setup page's test postbacks are no brand's: hidden unless asked for, and marked.
+    show_tests = request.GET.get("tests") == "show"
+    hidden_tests = [] if show_tests else [brand for brand in brand_list if brand.is_test]
+    brand_list = [brand for brand in brand_list if show_tests or not brand.is_test]
     figures = rollups.brand_figures(period.start, period.end, display_zone())
     reversed_by_now = dict(
         Action.objects.reversed_by_now(period.start, period.end)
@@ -85,11 +89,13 @@ def brands(request):
             "rows": rows,
             "columns": _columns(request, sort, key),
             "by_currency": key == "payout",
+            "hidden_tests": hidden_tests,
+            "show_tests_query": urlencode({**request.GET.dict(), "tests": "show"}),
             "search": search,
             "period": period,
             "period_error": period_error,
-            "keep_query": urlencode({k: v for k, v in request.GET.items() if k in ("q", "sort")}),
-            "keep_pairs": [(k, v) for k, v in request.GET.items() if k in ("q", "sort")],
+            "keep_query": urlencode({k: v for k, v in request.GET.items() if k in ("q", "sort", "tests")}),
+            "keep_pairs": [(k, v) for k, v in request.GET.items() if k in ("q", "sort", "tests")],
             "csv_query": urlencode({**request.GET.dict(), "format": "csv"}),
         },
     )

@@ -17,6 +17,10 @@ def _trunc(bucket: str, tzinfo):
 
 
 class BrandQuerySet(models.QuerySet):
+    def tests(self):
+        """The brand of the setup page's synthetic test postbacks (at most one)."""
+        return self.filter(campaign_id=Brand.TEST)
+
     def search(self, text: str):
         text = (text or "").strip()
         if not text:
@@ -33,6 +37,10 @@ class Brand(models.Model):
     """A brand (impact.com campaign/program) whose actions we earn on."""
 
     UNKNOWN = "unknown"
+    # The setup page's synthetic test postbacks (events.simulation.synthetic) go to this campaign,
+    # with ActionIds starting with TEST_ACTION_PREFIX: the pages mark them and leave them out of totals.
+    TEST = "test-postback"
+    TEST_ACTION_PREFIX = "TEST-"
 
     campaign_id = models.CharField(max_length=255, unique=True)
     name = models.CharField(max_length=255, blank=True)
@@ -45,6 +53,10 @@ class Brand(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.campaign_id
+
+    @property
+    def is_test(self) -> bool:
+        return self.campaign_id == self.TEST
 
 
 class EventSource(models.TextChoices):
@@ -193,6 +205,10 @@ class ActionEventQuerySet(ReceivedAtQueries, models.QuerySet):
 
     def for_brand(self, brand):
         return self.filter(brand=brand)
+
+    def without_tests(self):
+        """Not the setup page's synthetic test postbacks (kept out of every total)."""
+        return self.exclude(brand__in=Brand.objects.tests().values("id"))
 
     def _counts(self) -> dict:
         """COUNTS: every event, and the events of each kind."""

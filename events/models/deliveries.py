@@ -160,6 +160,10 @@ class DeliveryQuerySet(ReceivedAtQueries, models.QuerySet):
         rows = self.order_by().values("outcome").annotate(n=models.Count("id"))
         return {row["outcome"]: row["n"] for row in rows}
 
+    def without_tests(self, prefix: str):
+        """Not the deliveries of synthetic test postbacks (their ActionIds start with `prefix`)."""
+        return self.exclude(action_id__startswith=prefix)
+
     def last_received_at(self):
         return self.order_by("-received_at").values_list("received_at", flat=True).first()
 

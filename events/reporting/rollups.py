@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from events.common.times import day_start, days_back, local_day
 from events.impact import promises
-from events.models import COUNTS, MONEY, ActionEvent, Delivery, OverviewRollup, sql
+from events.models import COUNTS, MONEY, ActionEvent, Brand, Delivery, OverviewRollup, sql
 
 SETTLE = timedelta(hours=1)
 LATE_WRITE = timedelta(minutes=5)
@@ -182,12 +182,14 @@ def brand_figures(start: datetime, end: datetime, tz: tzinfo, now: datetime | No
 
 
 def _count(ranges, bucket: str, tz: tzinfo) -> Figures:
-    """The overview's figures of the events and deliveries received in `ranges`, counted in the database."""
-    events = ActionEvent.objects.in_ranges(ranges)
+    """The overview's figures of the events and deliveries received in `ranges`, counted in the database
+    (the setup page's test postbacks left out: they are no brand's)."""
+    events = ActionEvent.objects.in_ranges(ranges).without_tests()
+    deliveries = Delivery.objects.in_ranges(ranges).without_tests(Brand.TEST_ACTION_PREFIX)
     return Figures(
         rows=events.period_rows(bucket, tz),
         delays=Counter(dict(events.delay_histogram())),
-        deliveries=Counter(Delivery.objects.in_ranges(ranges).outcome_counts()),
+        deliveries=Counter(deliveries.outcome_counts()),
     )
 
 
