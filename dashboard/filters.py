@@ -80,9 +80,10 @@ class TimelineFilter(DayRangeMixin):
         return queryset.filter(action__action_tracker_id=value.strip())
 
     def filter_sub_id(self, queryset, name, value):
-        return queryset.filter(action__sub_id1=value.strip())
+        return queryset.with_sub_id1(value.strip())  # whatever the case: "Blog" finds "blog"
 
     def filter_q(self, queryset, name, value):
+        """The ActionId whatever the case, or a part of the order id ("9246735" finds "ORD-9246735")."""
         return queryset.filter(action__in=Action.objects.for_brand(self.brand).matching(value.strip()).values("id"))
 
     @property
