@@ -15,6 +15,8 @@ from events.common.times import day_start
 from events.impact import Lifecycle
 from events.models import Action, ActionEvent, Delivery, Outcome, RefusalReason, RefusedAttempt
 
+from .labels import field_label
+
 
 class CheckboxFilter(django_filters.BooleanFilter):
     field_class = forms.BooleanField
@@ -59,8 +61,8 @@ class TimelineFilter(DayRangeMixin):
         field_name="to_state", label="State after", choices=Lifecycle.choices, empty_label="Any state"
     )
     late = CheckboxFilter(label="Late only", method="filter_late", required=False)
-    tracker = django_filters.CharFilter(label="Tracker ID", method="filter_tracker")
-    sub_id = django_filters.CharFilter(label="Sub ID 1", method="filter_sub_id")
+    tracker = django_filters.CharFilter(label=field_label("action_tracker_id"), method="filter_tracker")
+    sub_id = django_filters.CharFilter(label=field_label("sub_id1"), method="filter_sub_id")
     q = django_filters.CharFilter(label="Action or order ID", method="filter_q")
 
     class Meta:
@@ -105,7 +107,7 @@ class NumberInFilter(django_filters.BaseInFilter, django_filters.NumberFilter):
 
 class DeliveryFilter(DayRangeMixin):
     outcome = django_filters.ChoiceFilter(choices=Outcome.choices, empty_label="Any outcome")
-    action_id = django_filters.CharFilter(label="Action ID", method="filter_action_id")
+    action_id = django_filters.CharFilter(label=field_label("action_id"), method="filter_action_id")
     ids = NumberInFilter(field_name="id", label="Delivery IDs")
 
     class Meta:
