@@ -48,13 +48,13 @@ def test_alert_pages_emails_and_csv_show_one_duration_form_and_times_to_the_seco
 
     detail = user_client.get(f"/alerts/{alert.pk}/").content.decode()
     assert "longest delay 2 h 57 min" in detail
-    assert "<td>2 h 57 min</td>" in detail
+    assert '<td data-label="Delay">2 h 57 min</td>' in detail
     assert "10620 s" not in detail and "2:57:00" not in detail
     assert "2026-11-21 01:00:11" in detail  # received and opened: the same instant, to the second
     assert detail.count("2026-11-21 01:00:11</time>") >= 2
 
     listing = user_client.get("/alerts/").content.decode()
-    assert "<td>2 h 57 min</td>" in listing and " s</td>" not in listing
+    assert '<td data-label="Longest delay">2 h 57 min</td>' in listing and " s</td>" not in listing
     assert "2026-11-21 01:00:11</time>" in listing
 
     rows = list(csv.DictReader(io.StringIO(user_client.get(f"/alerts/{alert.pk}/evidence.csv").content.decode())))

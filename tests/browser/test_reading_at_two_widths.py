@@ -79,10 +79,30 @@ def test_lists_show_every_payout_and_delay_in_view(sized, live_server, history):
         screenshot(page, f"reading-{name}{path.replace('/', '-').rstrip('-')}")
 
 
+def test_alert_pages_show_every_delay_and_receipt_in_view(sized, live_server, history):
+    name, width, page = sized
+    log_in(page, live_server.url, "staff", "correct horse 1")
+    page.goto(live_server.url + "/alerts/")
+    _fits(page, width, "/alerts/")
+    row = page.locator("table.data tbody tr").first
+    for label in ("Longest delay", "Opened"):
+        box = row.locator(f'[data-label="{label}"]').bounding_box()
+        assert box and box["x"] + box["width"] <= width, (label, box)
+    row.get_by_role("link").click()
+    page.wait_for_url("**/alerts/*/")
+    _fits(page, width, "alert page")
+    evidence = page.locator("table.data tbody tr").first
+    for label in ("Received", "Delay"):
+        box = evidence.locator(f'[data-label="{label}"]').bounding_box()
+        assert box and box["x"] + box["width"] <= width, (label, box)
+    assert "h" in evidence.locator('[data-label="Delay"]').inner_text()  # "1 h 55 min", not seconds
+    screenshot(page, f"reading-{name}-alert")
+
+
 def test_secondary_text_reads_at_4_5_to_1_or_more(sized, live_server, history):
     _name, _width, page = sized
     log_in(page, live_server.url, "staff", "correct horse 1")
-    for path in ("/", "/brands/", "/brands/1001/", "/deliveries/"):
+    for path in ("/", "/brands/", "/brands/1001/", "/deliveries/", "/alerts/"):
         page.goto(live_server.url + path)
         ratios = page.evaluate(CONTRAST, ".hint, .sub, .muted, .subtitle, .kpi-label, .flag, .badge, .outcome")
         assert ratios and min(ratios) >= 4.5, (path, min(ratios))
