@@ -1,12 +1,16 @@
-"""Streamed CSV exports: rows are written as the database cursor yields them."""
+"""Streamed CSV exports: rows are written as the database cursor yields them; times and durations
+in the forms the pages show."""
 
 from __future__ import annotations
 
 import csv
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from django.http import StreamingHttpResponse
+
+from events.common.times import format_duration
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
@@ -26,6 +30,16 @@ def safe_cell(value) -> str:
             return "'" + value
         return value
     return str(value)
+
+
+def moment_cell(moment: datetime | None) -> str:
+    """A time in UTC, ISO 8601, to the second: the second every page, CSV and email shows."""
+    return "" if moment is None else moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def duration_cell(seconds: float | None) -> str:
+    """A duration in the one form every page shows (`2 h 57 min`)."""
+    return "" if seconds is None else format_duration(seconds)
 
 
 def csv_response(filename: str, header: list[str], rows: Iterable[Iterable]) -> StreamingHttpResponse:

@@ -19,6 +19,8 @@ from events.common.times import FIRST_DAY, LAST_DAY, day_range_problem, day_star
 from events.impact import Lifecycle
 from events.models import Action, ActionEvent, Delivery, Outcome, RefusalReason, RefusedAttempt
 
+from .labels import field_label
+
 
 class CheckboxFilter(django_filters.BooleanFilter):
     field_class = forms.BooleanField
@@ -74,12 +76,23 @@ class DayRangeForm(forms.Form):
         return data
 
 
+# Dates are typed and shown as YYYY-MM-DD, like every date on the pages (a browser's date picker
+# shows the visitor's locale instead, e.g. 11/16/2026).
+ISO_DATE = {"placeholder": "YYYY-MM-DD", "pattern": r"\d{4}-\d{2}-\d{2}", "inputmode": "numeric", "maxlength": "10"}
+
+
 class DayRangeMixin(django_filters.FilterSet):
     date_from = django_filters.DateFilter(
-        label="From", method="filter_from", widget=forms.DateInput(attrs={"type": "date"}), validators=_day_bounds()
+        label="From",
+        method="filter_from",
+        widget=forms.DateInput(format="%Y-%m-%d", attrs=ISO_DATE),
+        validators=_day_bounds(),
     )
     date_to = django_filters.DateFilter(
-        label="To", method="filter_to", widget=forms.DateInput(attrs={"type": "date"}), validators=_day_bounds()
+        label="To",
+        method="filter_to",
+        widget=forms.DateInput(format="%Y-%m-%d", attrs=ISO_DATE),
+        validators=_day_bounds(),
     )
     time_field = "received_at"
 
@@ -114,8 +127,8 @@ class TimelineFilter(DayRangeMixin):
         field_name="to_state", label="State after", choices=Lifecycle.choices, empty_label="Any state"
     )
     late = CheckboxFilter(label="Late only", method="filter_late", required=False)
-    tracker = django_filters.CharFilter(label="Tracker ID", method="filter_tracker")
-    sub_id = django_filters.CharFilter(label="Sub ID 1", method="filter_sub_id")
+    tracker = django_filters.CharFilter(label=field_label("action_tracker_id"), method="filter_tracker")
+    sub_id = django_filters.CharFilter(label=field_label("sub_id1"), method="filter_sub_id")
     q = django_filters.CharFilter(label="Action or order ID", method="filter_q")
 
     class Meta:
@@ -136,9 +149,10 @@ class TimelineFilter(DayRangeMixin):
         return queryset.filter(action__action_tracker_id=value.strip())
 
     def filter_sub_id(self, queryset, name, value):
-        return queryset.filter(action__sub_id1=value.strip())
+        return queryset.with_sub_id1(value.strip())  # whatever the case: "Blog" finds "blog"
 
     def filter_q(self, queryset, name, value):
+        """The ActionId whatever the case, or a part of the order id ("9246735" finds "ORD-9246735")."""
         return queryset.filter(action__in=Action.objects.for_brand(self.brand).matching(value.strip()).values("id"))
 
     @property
@@ -160,7 +174,7 @@ class IdsFilter(django_filters.Filter):
 
 class DeliveryFilter(DayRangeMixin):
     outcome = django_filters.ChoiceFilter(choices=Outcome.choices, empty_label="Any outcome")
-    action_id = django_filters.CharFilter(label="Action ID", method="filter_action_id")
+    action_id = django_filters.CharFilter(label=field_label("action_id"), method="filter_action_id")
     ids = IdsFilter(field_name="id", lookup_expr="in", label="Delivery IDs")
 
     class Meta:

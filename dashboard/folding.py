@@ -12,6 +12,11 @@ COUNTS = ("events", "tracked", "modified", "reversed")
 MONEY = ("gained", "changed", "lost")
 
 
+def share(part: int, whole: int) -> float | None:
+    """part ÷ whole, None when there is no whole."""
+    return part / whole if whole else None
+
+
 def summary(rows: list[dict]) -> dict:
     """Counts summed over every row."""
     return {name: sum(row.get(name) or 0 for row in rows) for name in COUNTS}
@@ -28,7 +33,10 @@ def main_currency(rows: list[dict]) -> str | None:
 
 
 def money_by_currency(rows: list[dict]) -> list[dict]:
-    """[{currency, gained, changed, lost, net, events}], the busiest currency first."""
+    """[{currency, gained, changed, lost, net, events, lost_share}], the busiest currency first.
+
+    `lost_share`: the payout lost to reversals in the period as a share of the payout gained in it
+    (None without payout gained); it may exceed 1 when older actions are reversed in a quiet period."""
     totals: dict[str, dict] = {}
     for row in rows:
         empty = {"currency": row["currency"], "events": 0, **dict.fromkeys(MONEY, Decimal(0))}
@@ -38,6 +46,7 @@ def money_by_currency(rows: list[dict]) -> list[dict]:
             entry[name] += Decimal(row.get(name) or 0)
     for entry in totals.values():
         entry["net"] = sum((entry[name] for name in MONEY), Decimal(0))
+        entry["lost_share"] = -entry["lost"] / entry["gained"] if entry["gained"] > 0 else None
     return sorted(totals.values(), key=lambda entry: (-entry["events"], entry["currency"]))
 
 

@@ -1,21 +1,24 @@
-"""Money formatting, pure Python: amounts with their currency, signed deltas, plain amounts for CSV."""
+"""Money formatting, pure Python: amounts with their currency, signed deltas, plain amounts for CSV.
+
+Every figure is a sum of exact values rounded once, here, to its currency's minor units (JPY none)."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
+
+from events.common.money import minor_units, round_money
 
 MINUS = "\u2212"  # a real minus sign: lines up with "+" and reads better than a hyphen
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "AUD": "A$", "CAD": "C$", "INR": "₹"}
-ZERO_DECIMAL_CURRENCIES = {"JPY", "KRW", "VND", "CLP", "ISK", "HUF"}
 
 
 def decimals_for(currency: str) -> int:
-    return 0 if (currency or "").upper() in ZERO_DECIMAL_CURRENCIES else 2
+    return minor_units(currency)
 
 
 def quantize(amount: Decimal, currency: str = "") -> Decimal:
-    places = decimals_for(currency)
-    return Decimal(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    """Rounded once, to the currency's minor unit (callers sum exact values first)."""
+    return round_money(amount, currency)
 
 
 def format_money(amount, currency: str = "", *, signed: bool = False) -> str:

@@ -20,7 +20,7 @@ from django.utils.text import Truncator
 
 from events.common.times import format_duration
 from events.impact import Lifecycle, promises
-from events.models import EventSource, Outcome
+from events.models import Brand, EventSource, Outcome
 
 from .. import money
 from ..timezones import display_zone
@@ -122,16 +122,20 @@ def event_row(e):
     link = f'<a href="{_text(action_path(action.action_id))}">{_text(action.action_id)}</a>'
     order = f'<span class="sub">order {_text(action.oid)}</span>' if action.oid else ""
     from_state = f"{_text(STATE_LABELS.get(e.from_state, e.from_state))} → " if e.from_state else ""
+    status = f'<span class="sub" title="Status as impact.com sent it">{_text(e.status)}</span>' if e.status else ""
+    kind = _text(KIND_LABELS.get(e.kind, e.kind))
+    to_state = _text(STATE_LABELS.get(e.to_state, e.to_state))
+    # data-label: what each cell is where a narrow screen stacks the row (static/app.css).
     row = (
         "<tr>\n"
-        f'  <td class="nowrap">{when(e.received_at)}{changed if e.changed_at else ""}</td>\n'
-        f'  <td><span class="kind {_text(e.kind)}">{_text(KIND_LABELS.get(e.kind, e.kind))}</span></td>\n'
-        f'  <th scope="row">{link}{order}</th>\n'
-        f'  <td class="nowrap">{from_state}{_text(STATE_LABELS.get(e.to_state, e.to_state))}</td>\n'
-        f'  <td class="num">{_amount_and_delta(e.amount, e.delta_amount, e.currency)}</td>\n'
-        f'  <td class="num">{_amount_and_delta(e.payout, e.delta_payout, e.currency)}</td>\n'
-        f"  <td>{delay_badge(e.delay_seconds)}</td>\n"
-        f'  <td><span class="flag-list">{"".join(_flags(e))}</span></td>\n'
+        f'  <td class="nowrap" data-label="Received">{when(e.received_at)}{changed if e.changed_at else ""}</td>\n'
+        f'  <td data-label="Kind"><span class="kind {_text(e.kind)}">{kind}</span></td>\n'
+        f'  <th scope="row" data-label="Action">{link}{order}</th>\n'
+        f'  <td class="nowrap" data-label="State">{from_state}{to_state}{status}</td>\n'
+        f'  <td class="num" data-label="Amount">{_amount_and_delta(e.amount, e.delta_amount, e.currency)}</td>\n'
+        f'  <td class="num" data-label="Payout">{_amount_and_delta(e.payout, e.delta_payout, e.currency)}</td>\n'
+        f'  <td data-label="Delay">{delay_badge(e.delay_seconds)}</td>\n'
+        f'  <td data-label="Flags"><span class="flag-list">{"".join(_flags(e))}</span></td>\n'
         "</tr>\n"
     )
     return mark_safe(row)  # noqa: S308 (escaped piece by piece above)
@@ -185,22 +189,25 @@ def delivery_row(context, d):
                 f'<input type="checkbox" name="delivery" value="{d.pk}" id="replay-{d.pk}" '
                 f'aria-label="Select delivery {d.pk} for replay">'
             )
-        select = f"<td>{box}</td>"
+        select = f'<td data-label="Replay">{box}</td>'
     attempts = f'<span class="sub">{d.attempts} attempts</span>' if d.attempts > 1 else ""
     if d.event_id:
         action = f'<a href="{_text(action_path(d.action_id))}">{_text(d.action_id)}</a>'
     else:
         action = _text(d.action_id or "—")
+    if d.action_id.startswith(Brand.TEST_ACTION_PREFIX):
+        action += ' <span class="flag" title="A synthetic test postback from the setup page: in no total">test</span>'
+
     row = (
         "\n    <tr>\n"
         f"      {select}\n"
-        f'      <th scope="row">#{d.pk} <span class="muted">{_text(d.method)}</span></th>\n'
-        f'      <td><span class="outcome {_text(d.outcome)}">{_text(OUTCOME_LABELS.get(d.outcome, d.outcome))}</span>'
-        f"{attempts}</td>\n"
-        f'      <td class="nowrap">{when(d.received_at)}</td>\n'
-        f"      <td>{action}</td>\n"
-        f'      <td class="reason">{_text(Truncator(d.reason).chars(160))}</td>\n'
-        f'      <td class="nowrap muted">{_text(d.remote_addr)}</td>\n'
+        f'      <th scope="row" data-label="Delivery">#{d.pk} <span class="muted">{_text(d.method)}</span></th>\n'
+        f'      <td data-label="Outcome"><span class="outcome {_text(d.outcome)}">'
+        f"{_text(OUTCOME_LABELS.get(d.outcome, d.outcome))}</span>{attempts}</td>\n"
+        f'      <td class="nowrap" data-label="Received">{when(d.received_at)}</td>\n'
+        f'      <td data-label="Action">{action}</td>\n'
+        f'      <td class="reason" data-label="Reason">{_text(Truncator(d.reason).chars(160))}</td>\n'
+        f'      <td class="nowrap muted" data-label="From">{_text(d.remote_addr)}</td>\n'
         "    </tr>\n  "
     )
     return mark_safe(row)  # noqa: S308 (escaped piece by piece above)

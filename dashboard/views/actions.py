@@ -19,6 +19,7 @@ from events.models import MONEY_FIELDS, Action, Delivery
 
 from .. import money
 from ..access import REPLAY, can
+from ..labels import field_label
 from ..templatetags.dashboard import when_text
 from ..timezones import display_zone
 
@@ -58,18 +59,11 @@ def action_detail(request, action_id):
     )
 
 
-def _label(name: str) -> str:
-    try:
-        return str(Action._meta.get_field(name).verbose_name).capitalize()
-    except LookupError:
-        return name.replace("_", " ").capitalize()
-
-
 def diff_rows(changes: dict, currency: str) -> list[dict]:
     rows = []
     for name, pair in (changes or {}).items():
         old, new = [*pair, None, None][:2] if isinstance(pair, list) else (None, pair)
-        rows.append({"field": _label(name), "old": _show(name, old, currency), "new": _show(name, new, currency)})
+        rows.append({"field": field_label(name), "old": _show(name, old, currency), "new": _show(name, new, currency)})
     return rows
 
 

@@ -4,7 +4,6 @@ acknowledging or resolving one (staff)."""
 from __future__ import annotations
 
 import csv
-from datetime import UTC
 
 from django.conf import settings
 from django.contrib import messages
@@ -26,6 +25,7 @@ from events.models import (
 )
 
 from ..access import ACKNOWLEDGE, can, permission_required
+from ..exports import duration_cell, moment_cell
 from ..filters import parse_id
 
 PAGE_SIZE = 100
@@ -103,7 +103,7 @@ def alert_csv(request, pk: int):
     writer = csv.writer(response)
     writer.writerow(
         ["alert", "kind", "brand", "campaign_id", "action_id", "change", "status", "changed_at_utc",
-         "postback_received_at_utc", "delay_seconds", "backfilled_from_api_at_utc"]
+         "postback_received_at_utc", "delay", "backfilled_from_api_at_utc"]
     )  # fmt: skip
     for item in alert.items.all().iterator(chunk_size=2000):
         writer.writerow(
@@ -115,17 +115,13 @@ def alert_csv(request, pk: int):
                 _safe(item.action_id),
                 item.change,
                 _safe(item.status),
-                _iso(item.changed_at),
-                _iso(item.received_at) if item.received_at else "no postback",
-                "" if item.delay_seconds is None else item.delay_seconds,
-                _iso(item.backfilled_at),
+                moment_cell(item.changed_at),
+                moment_cell(item.received_at) if item.received_at else "no postback",
+                duration_cell(item.delay_seconds),
+                moment_cell(item.backfilled_at),
             ]
         )
     return response
-
-
-def _iso(moment) -> str:
-    return "" if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def _safe(text: str) -> str:

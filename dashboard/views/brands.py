@@ -8,15 +8,17 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from events.models import ActionEvent, Brand, DelayAlert
+from events.common.times import days_back, local_day
+from events.models import Action, ActionEvent, Brand, DelayAlert
 from events.reporting import rollups
 
 from .. import folding, money
-from ..exports import csv_response
+from ..exports import csv_response, duration_cell, moment_cell
 from ..filters import TimelineFilter
 from ..paging import keyset_page
 from ..timezones import display_zone
@@ -27,15 +29,14 @@ CHART_DEFAULT_DAYS = 30
 # --- Brands list --------------------------------------------------------------------------
 
 BRAND_CSV_HEADER = [
-    "campaign_id", "name", "tracked", "modified", "reversed", "reversal_rate", "currency", "net_payout",
-    "last_postback", "delay_p95_seconds", "open_alerts",
+    "campaign_id", "name", "tracked", "modified", "reversed", "reversed_by_now_share", "currency", "net_payout",
+    "last_postback", "delay_p95", "open_alerts",
 ]  # fmt: skip
 
 BRAND_SORTS = {
     "name": lambda r: (r["brand"].name or r["brand"].campaign_id).lower(),
     "actions": lambda r: r["tracked"],
-    "payout": lambda r: r["net_sort"],
-    "reversal_rate": lambda r: r["reversal_rate"] if r["reversal_rate"] is not None else -1,
+    "reversed_by_now": lambda r: r["reversed_share"] if r["reversed_share"] is not None else -1,
     "last_postback": lambda r: r["brand"].last_received_at.timestamp() if r["brand"].last_received_at else 0,
     "delay_p95": lambda r: r["delay_p95"] if r["delay_p95"] is not None else -1,
 }
@@ -44,7 +45,7 @@ BRAND_COLUMNS = [
     ("name", "Brand"),
     ("actions", "Actions tracked"),
     ("payout", "Net payout"),
-    ("reversal_rate", "Reversal rate"),
+    ("reversed_by_now", "Reversed by now"),
     ("last_postback", "Last postback"),
     ("delay_p95", "Delay p95"),
 ]
@@ -56,14 +57,28 @@ def brands(request):
     period, period_error = period_of(request)
     search = request.GET.get("q", "").strip()[:255]
     brand_list = list(Brand.objects.search(search).with_last_postback())
+    # The setup page's test postbacks are no brand's: hidden unless asked for, and marked.
+    show_tests = request.GET.get("tests") == "show"
+    hidden_tests = [] if show_tests else [brand for brand in brand_list if brand.is_test]
+    brand_list = [brand for brand in brand_list if show_tests or not brand.is_test]
     figures = rollups.brand_figures(period.start, period.end, display_zone())
-    rows = _brand_rows(brand_list, figures.rows, figures.percentiles(0.95), DelayAlert.objects.open_counts_by_brand())
+    reversed_by_now = dict(
+        Action.objects.reversed_by_now(period.start, period.end)
+        .order_by()
+        .values_list("brand_id")
+        .annotate(n=Count("id"))
+    )
+    alerts = DelayAlert.objects.open_counts_by_brand()
+    rows = _brand_rows(brand_list, figures.rows, figures.percentiles(0.95), alerts, reversed_by_now)
 
     sort = request.GET.get("sort", "-actions")
     key = sort.lstrip("-")
-    if key not in BRAND_SORTS:
+    if key not in BRAND_SORTS and key != "payout":
         sort, key = "-actions", "actions"
-    rows.sort(key=BRAND_SORTS[key], reverse=sort.startswith("-"))
+    if key == "payout":
+        rows = _by_currency_then_net(rows, descending=sort.startswith("-"))
+    else:
+        rows.sort(key=BRAND_SORTS[key], reverse=sort.startswith("-"))
 
     if wants_csv(request):
         return csv_response("brands.csv", BRAND_CSV_HEADER, _brand_csv(rows))
@@ -73,11 +88,14 @@ def brands(request):
         {
             "rows": rows,
             "columns": _columns(request, sort, key),
+            "by_currency": key == "payout",
+            "hidden_tests": hidden_tests,
+            "show_tests_query": urlencode({**request.GET.dict(), "tests": "show"}),
             "search": search,
             "period": period,
             "period_error": period_error,
-            "keep_query": urlencode({k: v for k, v in request.GET.items() if k in ("q", "sort")}),
-            "keep_pairs": [(k, v) for k, v in request.GET.items() if k in ("q", "sort")],
+            "keep_query": urlencode({k: v for k, v in request.GET.items() if k in ("q", "sort", "tests")}),
+            "keep_pairs": [(k, v) for k, v in request.GET.items() if k in ("q", "sort", "tests")],
             "csv_query": urlencode({**request.GET.dict(), "format": "csv"}),
         },
     )
@@ -99,7 +117,7 @@ def _columns(request, sort: str, key: str) -> list[dict]:
     return columns
 
 
-def _brand_rows(brand_list, stat_rows, p95, alert_counts):
+def _brand_rows(brand_list, stat_rows, p95, alert_counts, reversed_by_now):
     by_brand = folding.per_key(stat_rows, "brand_id")
     rows = []
     for brand in brand_list:
@@ -114,14 +132,25 @@ def _brand_rows(brand_list, stat_rows, p95, alert_counts):
                 "modified": stat["modified"],
                 "reversed": stat["reversed"],
                 "events": stat["events"],
-                "reversal_rate": stat["reversed"] / tracked if tracked else None,
+                # Of the actions it tracked in the period, the share reversed by now (a cohort: never over 100 %).
+                "reversed_share": folding.share(reversed_by_now.get(brand.pk, 0), tracked),
                 "nets": nets,
-                "net_sort": float(sum((n for _, n in nets), Decimal(0))),
                 "delay_p95": p95.get(brand.pk),
                 "open_alerts": alert_counts.get(brand.pk, 0),
             }
         )
     return rows
+
+
+def _by_currency_then_net(rows: list[dict], *, descending: bool) -> list[dict]:
+    """Net payouts compare within one currency only (¥23,004 is not more than C$2,116.77): brands
+    grouped by the currency of their busiest money (alphabetically), each group sorted by that net,
+    brands without payout last."""
+    main = {id(row): next(((c, net) for c, net in row["nets"] if c), None) for row in rows}
+    with_money = [row for row in rows if main[id(row)]]
+    ordered = sorted(with_money, key=lambda row: main[id(row)][1], reverse=descending)
+    ordered.sort(key=lambda row: main[id(row)][0])  # stable: each currency keeps its order by net
+    return ordered + [row for row in rows if not main[id(row)]]
 
 
 def _brand_csv(rows):
@@ -135,11 +164,11 @@ def _brand_csv(rows):
                 row["tracked"],
                 row["modified"],
                 row["reversed"],
-                "" if row["reversal_rate"] is None else f"{row['reversal_rate']:.4f}",
+                "" if row["reversed_share"] is None else f"{row['reversed_share']:.4f}",
                 currency,
                 money.plain_amount(net, currency),
-                brand.last_received_at.isoformat() if brand.last_received_at else "",
-                "" if row["delay_p95"] is None else round(row["delay_p95"]),
+                moment_cell(brand.last_received_at),
+                duration_cell(row["delay_p95"]),
                 row["open_alerts"],
             ]
 
@@ -148,15 +177,15 @@ def _brand_csv(rows):
 
 EVENT_CSV_HEADER = [
     "received_at", "changed_at", "brand", "action_id", "kind", "from_state", "to_state", "status", "currency",
-    "amount", "delta_amount", "payout", "delta_payout", "delay_seconds", "duplicates", "out_of_order",
+    "amount", "delta_amount", "payout", "delta_payout", "delay", "duplicates", "out_of_order",
     "superseded", "anomaly", "order_id", "tracker_id", "sub_id1",
 ]  # fmt: skip
 
 
 # What a timeline row shows (templatetags event_row): the JSON diff and the action's other fields stay in the database.
 EVENT_ROW_FIELDS = [
-    "received_at", "changed_at", "kind", "from_state", "to_state", "currency", "amount", "delta_amount", "payout",
-    "delta_payout", "delay_seconds", "duplicate_count", "out_of_order", "superseded", "anomaly", "source",
+    "received_at", "changed_at", "kind", "from_state", "to_state", "status", "currency", "amount", "delta_amount",
+    "payout", "delta_payout", "delay_seconds", "duplicate_count", "out_of_order", "superseded", "anomaly", "source",
     "action__action_id", "action__oid",
 ]  # fmt: skip
 
@@ -170,8 +199,8 @@ def _event_csv(queryset, campaign_id: str):
     for r in rows.iterator(chunk_size=2000):
         currency = r[7]
         yield [
-            r[0].isoformat(), r[1].isoformat() if r[1] else "", campaign_id, r[2], r[3], r[4], r[5], r[6], currency,
-            *(money.plain_amount(v, currency) for v in r[8:12]), r[12] if r[12] is not None else "", r[13],
+            moment_cell(r[0]), moment_cell(r[1]), campaign_id, r[2], r[3], r[4], r[5], r[6], currency,
+            *(money.plain_amount(v, currency) for v in r[8:12]), duration_cell(r[12]), r[13],
             int(r[14]), int(r[15]), r[16], r[17], r[18], r[19],
         ]  # fmt: skip
 
@@ -191,9 +220,11 @@ def brand_timeline(request, campaign_id):
     for event in page.rows:
         event.active_alert_id = alert_by_event.get(event.pk)
 
+    zone = display_zone()
     start, end = filterset.day_range()
     end = end or timezone.now()
-    start = start or end - timedelta(days=CHART_DEFAULT_DAYS)
+    # Whole days: the last CHART_DEFAULT_DAYS of them up to the end (today included) unless chosen.
+    start = start or days_back(end - timedelta(microseconds=1), CHART_DEFAULT_DAYS, zone)
     currency = next((e.currency for e in page.rows if e.currency), None)
     buckets = filterset.chart_qs.in_period(start, end).by_bucket("day", display_zone(), currency)
     chart = build_charts(buckets, day_slots(start, end), "day", currency)
@@ -205,8 +236,10 @@ def brand_timeline(request, campaign_id):
             "filter": filterset,
             "page": page,
             "chart": chart,
-            "chart_start": start,
-            "chart_end": end,
+            "chart_days": (
+                local_day(start, display_zone()),
+                local_day(end - timedelta(microseconds=1), display_zone()),
+            ),
             "filtered": any(v for k, v in request.GET.items() if k not in ("before", "after")),
             "csv_query": csv_query(request),
         },

@@ -16,7 +16,7 @@ from events.models import Delivery, RefusalCounter, RefusedAttempt
 from events.processing import replay as replay_deliveries
 
 from ..access import REPLAY, can, permission_required
-from ..exports import csv_response
+from ..exports import csv_response, moment_cell
 from ..filters import DeliveryFilter, RefusedFilter, parse_id
 from ..paging import keyset_page
 from ..timezones import display_zone
@@ -89,8 +89,8 @@ def _log(request, filterset, template: str, context: dict, csv_name: str, csv_he
 
 
 def _log_csv(filename: str, rows, header: list[str], time_field: str):
-    """Newest first: one column per field named in `header`, its time in ISO 8601."""
+    """Newest first: one column per field named in `header`, its time in ISO 8601 (UTC, to the second)."""
     at = header.index(time_field)
     data = rows.order_by(f"-{time_field}", "-id").values_list(*header)
-    lines = ([*r[:at], r[at].isoformat(), *r[at + 1 :]] for r in data.iterator(chunk_size=2000))
+    lines = ([*r[:at], moment_cell(r[at]), *r[at + 1 :]] for r in data.iterator(chunk_size=2000))
     return csv_response(filename, header, lines)

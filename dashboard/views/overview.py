@@ -3,6 +3,8 @@ while nothing has arrived yet, how to connect impact.com."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
@@ -10,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from events import impact
-from events.models import Credential, Delivery, RefusedAttempt
+from events.models import Action, Credential, Delivery, RefusedAttempt
 from events.reporting import rollups
 
 from .. import folding
@@ -26,19 +28,28 @@ def overview(request):
     figures = rollups.figures(period.start, period.end, period.bucket, display_zone())
     rows = figures.rows
     summary = {**folding.summary(rows), **figures.delay_summary()}
-    main_currency = folding.main_currency(rows)
-    buckets = folding.per_bucket(rows, main_currency)
+    money_cards = folding.money_by_currency(rows)
+    currencies = [card["currency"] for card in money_cards]
+    # The chart's money is in one currency: the one asked for, else the busiest.
+    chart_currency = request.GET.get("currency") if request.GET.get("currency") in currencies else None
+    chart_currency = chart_currency or folding.main_currency(rows)
+    buckets = folding.per_bucket(rows, chart_currency)
     deliveries = figures.deliveries
     last_received_at = Delivery.objects.last_received_at()
     pending, oldest_pending = Delivery.objects.backlog()
     now = timezone.now()
+    reversed_by_now = Action.objects.reversed_by_now(period.start, period.end).count()
     context = {
         "period": period,
         "period_error": period_error,
         "summary": summary,
-        "reversal_rate": summary["reversed"] / summary["tracked"] if summary["tracked"] else None,
-        "money_cards": folding.money_by_currency(rows),
-        "chart": build_charts(buckets, period.buckets(display_zone()), period.bucket, main_currency),
+        "reversed_by_now": reversed_by_now,
+        "reversed_share": folding.share(reversed_by_now, summary["tracked"]),
+        "money_cards": money_cards,
+        "chart": build_charts(buckets, period.buckets(display_zone()), period.bucket, chart_currency),
+        "chart_currencies": [(c, _with(request, currency=c)) for c in currencies if c] if len(currencies) > 1 else [],
+        "keep_query": urlencode({k: v for k, v in request.GET.items() if k == "currency"}),
+        "keep_pairs": [(k, v) for k, v in request.GET.items() if k == "currency"],
         "deliveries": deliveries,
         "problem_deliveries": deliveries.get("invalid", 0) + deliveries.get("failed", 0),
         "refused": RefusedAttempt.objects.in_period(period.start, period.end).count(),
@@ -54,6 +65,11 @@ def overview(request):
     if last_received_at is None:
         context.update(_setup_help())
     return render(request, "dashboard/overview.html", context)
+
+
+def _with(request, **changes) -> str:
+    """This page's query with `changes`."""
+    return "?" + urlencode({**request.GET.dict(), **changes})
 
 
 def _open_alerts(request) -> int:

@@ -61,13 +61,13 @@ def _api_date(record: dict, name: str) -> datetime | None:
 
 
 def change_from_update(record: dict) -> ApiChange | None:
-    """An ActionUpdates record: modified, or reversed when its State is REVERSED."""
+    """An ActionUpdates record: modified, or reversed when its State is a reversal (REVERSED, REJECTED...)."""
     changed_at = _api_date(record, "UpdateDate")
     action_id = _record_value(record, "ActionId") or _record_value(record, "Id")
     if changed_at is None or not action_id:
         return None
     state = _record_value(record, "State").upper()
-    kind = Lifecycle.REVERSED if state == "REVERSED" else Lifecycle.MODIFIED
+    kind = Lifecycle.REVERSED if impact.status_group(state) == "reversed" else Lifecycle.MODIFIED
     return _api_change(record, action_id, kind, state, changed_at)
 
 

@@ -92,7 +92,7 @@ def active_alert(
     note = "opened during a maintenance window: expected, not notified" if expected else ""
     record_change(alert, "", AlertStatus.OPEN, now, note=note)
     queue_notifications(alert, NotificationReason.OPENED, now)
-    logger.warning("delay alert opened: %s", alert.title)
+    logger.warning("delay alert opened: %s alert %s for %s: %s", kind, alert.pk, brand, alert.summary)
     return alert
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 # The days a page may ask for: far beyond any real data, yet every day's start and end exists in
 # every time zone (datetime stops at the year 9999); and at most MAX_RANGE_DAYS days at a time, so
@@ -56,3 +56,14 @@ def day_range_problem(first: date | None, last: date | None) -> str | None:
         if (last - first).days >= MAX_RANGE_DAYS:
             return f"a date range covers at most {MAX_RANGE_DAYS} days"
     return None
+
+
+def days_back(now: datetime, days: int, tz: tzinfo) -> datetime:
+    """The first instant of the last `days` whole days of `tz` up to `now`, today included: the start of
+    "the last 7 days" (so a period never begins with a sliver of a day)."""
+    return day_start(local_day(now, tz) - timedelta(days=days - 1), tz)
+
+
+def hours_back(now: datetime, hours: int) -> datetime:
+    """The first instant of the last `hours` whole hours up to `now`, the current one included."""
+    return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)

@@ -1,7 +1,8 @@
 """The sender's world, with no models: impact.com's vocabulary, its promises, the postback parser
 and the REST API client.
 
-- `vocabulary`: the lifecycle words (`Lifecycle`), macro names and their aliases, the templates.
+- `vocabulary`: the lifecycle words (`Lifecycle`), the Status words (`status_group`), macro names
+  and their aliases, the templates.
 - `promises`: how late is late (the one lateness rule).
 - `postback`: a raw delivery to a normalised `Postback`, or `InvalidPayload` saying why not.
 - `api`: the Mediapartners REST client used by reconciliation.
@@ -17,6 +18,7 @@ from .vocabulary import (
     build_lookup,
     json_body_template,
     normalise_name,
+    status_group,
     url_template,
 )
 
@@ -36,5 +38,6 @@ __all__ = [
     "parse",
     "parse_date",
     "parse_money",
+    "status_group",
     "url_template",
 ]

@@ -22,6 +22,27 @@ class Lifecycle(models.TextChoices):
     REVERSED = "reversed", "Reversed"
 
 
+# impact.com's Status words (and those of its older Impact Radius API and of receivers in the wild),
+# by what they mean for the money: pending, approved (kept), reversed (lost).
+PENDING, APPROVED, REVERSED = "pending", "approved", "reversed"
+STATUS_GROUPS: dict[str, str] = {
+    "PENDING": PENDING,
+    "DEFAULT": PENDING,
+    "APPROVED": APPROVED,
+    "LOCKED": APPROVED,
+    "CLEARED": APPROVED,
+    "PAID": APPROVED,
+    "REVERSED": REVERSED,
+    "REJECTED": REVERSED,
+    "DECLINED": REVERSED,
+}
+
+
+def status_group(status: str | None) -> str:
+    """`pending`, `approved` or `reversed` for a Status word in any case; `""` for a word not listed."""
+    return STATUS_GROUPS.get((status or "").strip().upper(), "")
+
+
 # Canonical field -> (impact.com macro name, kind). Kinds: text, money, date, status, event_type.
 FIELDS: dict[str, tuple[str, str]] = {
     "action_id": ("ActionId", "text"),

@@ -1,9 +1,13 @@
 """The lifecycle rules, pure: no queries, nothing written. `apply` runs them against the database.
 
-- kind: an explicit EventType wins; Status=REVERSED is *reversed*; a non-zero
-  DeltaAmount/DeltaPayout, or an update time later than CreationDate, is
-  *modified*; otherwise the first postback seen is *tracked* and later ones
-  are *modified*.
+- kind: an explicit EventType wins; a reversal Status (REVERSED, REJECTED, DECLINED:
+  `impact.status_group`) is *reversed*; for an action not tracked yet, deltas
+  equal to the whole values (a change from nothing: impact.com's deltas are the
+  change since the previous update, and the update that creates an action has
+  none before it) are *tracked*, unless an update time later than CreationDate
+  says the change came after; a non-zero DeltaAmount/DeltaPayout, or an update
+  time later than CreationDate, is *modified*; otherwise the first postback
+  seen is *tracked* and later ones are *modified*.
 - state: reversed is terminal. A later *modified* is kept as superseded; a
   *tracked* arriving after a later change is kept as out of order.
 - money: the change with the latest impact-side time wins whatever the arrival
@@ -21,7 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from events.impact import Lifecycle, Postback
+from events.impact import Lifecycle, Postback, status_group
 
 MAX_DELAY_SECONDS = 2**31 - 1  # ActionEvent.delay_seconds is a 32-bit integer
 
@@ -29,15 +33,31 @@ MAX_DELAY_SECONDS = 2**31 - 1  # ActionEvent.delay_seconds is a 32-bit integer
 def derive_kind(postback: Postback, action) -> str:
     if postback["event_type"]:
         return postback["event_type"]
-    if postback["status"] == "REVERSED":
+    if status_group(postback["status"]) == "reversed":
         return Lifecycle.REVERSED
+    first = action is None or not action.tracked_seen
+    creation = postback["creation_date"]
+    updated_later = bool(postback.changed_at and creation and postback.changed_at > creation)
+    if first and not updated_later and from_nothing(postback):
+        return Lifecycle.TRACKED  # the update that created the action carries its whole values as deltas
     if any(postback[name] for name in ("delta_amount", "delta_payout")):
         return Lifecycle.MODIFIED
-    if postback.changed_at and postback["creation_date"] and postback.changed_at > postback["creation_date"]:
+    if updated_later:
         return Lifecycle.MODIFIED  # updated after it was created (e.g. an approval, with zero deltas)
-    if action is None or not action.tracked_seen:
+    if first:
         return Lifecycle.TRACKED
     return Lifecycle.MODIFIED
+
+
+def from_nothing(postback: Postback) -> bool:
+    """Does every delta the postback carries equal its whole value, one of them not zero? (A change
+    from nothing; a delta without its whole value, or a partial one, is not.)"""
+    sent = [
+        (postback[delta], postback[whole])
+        for delta, whole in (("delta_amount", "amount"), ("delta_payout", "payout"))
+        if postback[delta] is not None
+    ]
+    return any(delta for delta, _ in sent) and all(delta == whole for delta, whole in sent)
 
 
 def changed_at_of(postback: Postback, kind: str) -> datetime | None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models.functions import Coalesce, TruncDay, TruncHour
+from django.db.models import F
+from django.db.models.functions import Coalesce, TruncDay, TruncHour, Upper
 from django.utils import timezone
 
 from events.impact import Lifecycle, promises
@@ -17,6 +18,10 @@ def _trunc(bucket: str, tzinfo):
 
 
 class BrandQuerySet(models.QuerySet):
+    def tests(self):
+        """The brand of the setup page's synthetic test postbacks (at most one)."""
+        return self.filter(campaign_id=Brand.TEST)
+
     def search(self, text: str):
         text = (text or "").strip()
         if not text:
@@ -33,6 +38,10 @@ class Brand(models.Model):
     """A brand (impact.com campaign/program) whose actions we earn on."""
 
     UNKNOWN = "unknown"
+    # The setup page's synthetic test postbacks (events.simulation.synthetic) go to this campaign,
+    # with ActionIds starting with TEST_ACTION_PREFIX: the pages mark them and leave them out of totals.
+    TEST = "test-postback"
+    TEST_ACTION_PREFIX = "TEST-"
 
     campaign_id = models.CharField(max_length=255, unique=True)
     name = models.CharField(max_length=255, blank=True)
@@ -45,6 +54,10 @@ class Brand(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.campaign_id
+
+    @property
+    def is_test(self) -> bool:
+        return self.campaign_id == self.TEST
 
 
 class EventSource(models.TextChoices):
@@ -98,11 +111,19 @@ def _money_field(**kwargs):
 
 class ActionQuerySet(models.QuerySet):
     def matching(self, text: str):
-        """An action by its ActionId or its order id (exact)."""
-        return self.filter(models.Q(action_id=text) | models.Q(oid=text))
+        """Actions by their ActionId (whatever the case) or a part of their order id ("9246735" finds
+        "ORD-9246735"). Reads every action it is given: narrow it to a brand first."""
+        return self.filter(models.Q(action_id__iexact=text) | models.Q(oid__icontains=text))
 
     def for_brand(self, brand):
         return self.filter(brand=brand)
+
+    def reversed_by_now(self, start, end):
+        """Actions first seen in [start, end), with their tracked postback, that are reversed by now: the
+        period's cohort, read from the reversed ones alone (action_reversed_first_seen)."""
+        return self.filter(
+            state=Lifecycle.REVERSED, tracked_seen=True, first_received_at__gte=start, first_received_at__lt=end
+        )
 
 
 class Action(models.Model):
@@ -162,12 +183,17 @@ class Action(models.Model):
         indexes = [
             # Brand timeline and brands list: a brand's actions.
             models.Index(fields=["brand", "state"], name="action_brand_state"),
-            # Brand timeline: its chart filtered by "tracker" or
-            # "sub id" (with the id: the brand's actions with that value, from the index alone),
-            # and the action id / order id search of the brand timeline.
+            # Brand timeline: its chart filtered by "tracker" (with the id: the brand's actions with that
+            # value, from the index alone) or by "sub id", which matches whatever the case (upper-cased).
             models.Index(fields=["brand", "action_tracker_id", "id"], name="action_brand_tracker"),
-            models.Index(fields=["brand", "sub_id1", "id"], name="action_brand_sub_id1"),
+            models.Index(F("brand"), Upper("sub_id1"), F("id"), name="action_brand_sub_id1_ci"),
+            # An action by its order id (admin search).
             models.Index(fields=["oid"], name="action_oid"),
+            # Overview and brands list: the period's actions reversed by now (its cohort), from the few
+            # reversed ones; an action enters it once, when it turns reversed.
+            models.Index(
+                fields=["first_received_at"], condition=models.Q(state="reversed"), name="action_reversed_first_seen"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -181,6 +207,15 @@ class ActionEventQuerySet(ReceivedAtQueries, models.QuerySet):
 
     def for_brand(self, brand):
         return self.filter(brand=brand)
+
+    def with_sub_id1(self, text: str):
+        """Events of actions whose Sub ID 1 is `text`, whatever the case ("Blog" finds "blog"), compared
+        upper-cased as action_brand_sub_id1_ci is built."""
+        return self.alias(sub_id1_ci=Upper("action__sub_id1")).filter(sub_id1_ci=Upper(models.Value(text)))
+
+    def without_tests(self):
+        """Not the setup page's synthetic test postbacks (kept out of every total)."""
+        return self.exclude(brand__in=Brand.objects.tests().values("id"))
 
     def _counts(self) -> dict:
         """COUNTS: every event, and the events of each kind."""

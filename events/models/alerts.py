@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from events.common.times import format_duration
+
 from .actions import ActionEvent, Brand
 from .forwarding import Endpoint
 from .reconciliation import ApiChange
@@ -143,9 +145,23 @@ class DelayAlert(models.Model):
 
     @property
     def title(self) -> str:
-        more = f" (and {self.item_count - 1} more)" if self.item_count > 1 else ""
+        """What the alert is about as it stands: kind, brand (or endpoint, or the installation), how
+        many changes, the longest delay.
+
+        (Not its first item: items come and go, and the first is rarely the one that matters.)
+        """
         about = self.brand or self.endpoint or "postback processing"
-        return f"{self.get_kind_display()} – {about}: {self.summary}{more}"
+        return f"{self.get_kind_display()} – {about}: {self.description}"
+
+    @property
+    def description(self) -> str:
+        if self.kind in (AlertKind.SILENT, AlertKind.STALLED, AlertKind.FORWARDING):
+            return self.summary  # says how things stand, rewritten as they change
+        changes = f"{self.item_count} change{'' if self.item_count == 1 else 's'}"
+        if self.max_delay_seconds is None:
+            return f"{changes}, no postback yet" if self.kind == AlertKind.MISSING else changes
+        so_far = " so far" if self.kind == AlertKind.MISSING else ""
+        return f"{changes}, longest delay {format_duration(self.max_delay_seconds)}{so_far}"
 
     @property
     def active(self) -> bool:

@@ -68,6 +68,12 @@ class Credential(models.Model):
         null=True, blank=True, editable=False, help_text="Updated at most once a minute."
     )
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Optional: refused after this time.")
+    simulated_history = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Made by simulate_postbacks for a history it backdates once sent (the demo): the delay "
+        "alerts of its postbacks are judged after the backdating, not on arrival.",
+    )
 
     objects = CredentialQuerySet.as_manager()
 
@@ -186,6 +192,10 @@ class DeliveryQuerySet(ReceivedAtQueries, models.QuerySet):
     def outcome_counts(self) -> dict[str, int]:
         rows = self.order_by().values("outcome").annotate(n=models.Count("id"))
         return {row["outcome"]: row["n"] for row in rows}
+
+    def without_tests(self, prefix: str):
+        """Not the deliveries of synthetic test postbacks (their ActionIds start with `prefix`)."""
+        return self.exclude(action_id__startswith=prefix)
 
     def last_received_at(self):
         return self.order_by("-received_at").values_list("received_at", flat=True).first()

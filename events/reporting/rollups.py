@@ -2,10 +2,10 @@
 
 A day of the display zone is *closed* once it ended SETTLE ago. The figures of a period take
 the run of closed days it covers from one OverviewRollup row (counted from the events and
-deliveries on first need, then kept), and count only the rest live: the period's partial first
-day and the days not closed yet. Both parts are exact (money sums; delays as a histogram, not a
-sample), so merged they equal a count over every row of the period (the tests check it on
-random histories). A rollup covers a whole run of days, not one day, because
+deliveries on first need, then kept), and count only the rest live: the days not closed yet (and
+a partial first day, which the dashboard's whole-day periods do not have). Both parts are exact
+(money sums; delays as a histogram, not a sample), so merged they equal a count over every row
+of the period (the tests check it on random histories). A rollup covers a whole run of days, not one day, because
 merging thirty daily delay histograms on every view cost more than the page may.
 
 Invalidation: the rollups that cover a day are dropped when a write lands in it.
@@ -38,9 +38,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from events.common.times import day_start, local_day
+from events.common.times import day_start, days_back, local_day
 from events.impact import promises
-from events.models import COUNTS, MONEY, ActionEvent, Delivery, OverviewRollup, sql
+from events.models import COUNTS, MONEY, ActionEvent, Brand, Delivery, OverviewRollup, sql
 
 SETTLE = timedelta(hours=1)
 LATE_WRITE = timedelta(minutes=5)
@@ -182,12 +182,14 @@ def brand_figures(start: datetime, end: datetime, tz: tzinfo, now: datetime | No
 
 
 def _count(ranges, bucket: str, tz: tzinfo) -> Figures:
-    """The overview's figures of the events and deliveries received in `ranges`, counted in the database."""
-    events = ActionEvent.objects.in_ranges(ranges)
+    """The overview's figures of the events and deliveries received in `ranges`, counted in the database
+    (the setup page's test postbacks left out: they are no brand's)."""
+    events = ActionEvent.objects.in_ranges(ranges).without_tests()
+    deliveries = Delivery.objects.in_ranges(ranges).without_tests(Brand.TEST_ACTION_PREFIX)
     return Figures(
         rows=events.period_rows(bucket, tz),
         delays=Counter(dict(events.delay_histogram())),
-        deliveries=Counter(Delivery.objects.in_ranges(ranges).outcome_counts()),
+        deliveries=Counter(deliveries.outcome_counts()),
     )
 
 
@@ -273,8 +275,9 @@ def _brand_figures(rollup: OverviewRollup) -> BrandFigures:
 
 # --- Counting ahead --------------------------------------------------------------------------
 
-# The dashboard's periods counted by day (its 24-hour one counts by hour and reads no rollup).
-WARM_PERIODS = (timedelta(days=7), timedelta(days=30))
+# The dashboard's periods counted by day, in days up to today (its 24-hour one counts by hour and
+# reads no rollup): the last 7 and 30 whole days, today included (events.common.times.days_back).
+WARM_PERIODS = (7, 30)
 
 
 def warm(now: datetime | None = None) -> int:
@@ -285,7 +288,7 @@ def warm(now: datetime | None = None) -> int:
     tz = ZoneInfo(settings.DISPLAY_TIME_ZONE)
     wanted = {
         (days[0], days[-1])
-        for days in (closed_days(now - length, now, tz, now - SETTLE) for length in WARM_PERIODS)
+        for days in (closed_days(days_back(now, length, tz), now, tz, now - SETTLE) for length in WARM_PERIODS)
         if days
     }
     stored = set(

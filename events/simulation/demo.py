@@ -1,23 +1,24 @@
 """The demo's history, moved back in time: a month of postbacks all go out now, and are then given
-the receive times impact.com would have sent them at."""
+the receive times impact.com would have sent them at. Their lateness is judged after that, never
+on arrival (they go out with a credential marked `simulated_history`): sent now, the whole month
+would look a month late."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from django.db import transaction
-from django.utils import timezone
 
-from events.alerts.state import recount
-from events.impact import promises
-from events.models import Action, ActionEvent, AlertItem, AlertKind, DelayAlert, Delivery
+from events.alerts.late import judge_backdated
+from events.models import Action, ActionEvent, Delivery
 from events.reporting import rollups
 
 from .world import Plan
 
 
-def backdate(world, plan: Plan) -> int:
-    """Move receive times of the world's events (and deliveries) back to their planned sending time.
+def backdate(world, plan: Plan) -> tuple[int, int]:
+    """Move receive times of the world's events (and deliveries) back to their planned sending time,
+    then judge their delays. Returns (events moved, postbacks that joined a delay alert).
 
     The postbacks of a month of history all go out now; for the demo dashboard they are
     moved back to when impact.com would have sent each one, delays recomputed. Only
@@ -28,7 +29,6 @@ def backdate(world, plan: Plan) -> int:
         planned.setdefault((send.change.action_id, send.change.at), []).append(send.send_at)
     ids = [action.action_id for action in world.actions]
     moved = 0
-    moved_ids: list[int] = []
     with transaction.atomic():
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -50,26 +50,11 @@ def backdate(world, plan: Plan) -> int:
             ActionEvent.objects.bulk_update(changed_events, ["received_at", "delay_seconds"], batch_size=500)
             Delivery.objects.bulk_update(changed_deliveries, ["received_at"], batch_size=500)
             moved += len(changed_events)
-            moved_ids += [event.pk for event in changed_events]
             for action in Action.objects.filter(action_id__in=chunk).prefetch_related("events"):
                 received = [event.received_at for event in action.events.all()]
                 if received:
                     action.first_received_at, action.last_received_at = min(received), max(received)
                     action.save(update_fields=["first_received_at", "last_received_at"])
-        _forget_late_alerts_of_backdated(moved_ids)
         rollups.forget()  # the moved rows now belong to days the overview may have counted
-    return moved
-
-
-def _forget_late_alerts_of_backdated(event_ids: list[int]) -> None:
-    """Sent now, a month of history opened late alerts at ingest; backdated, those postbacks were on time.
-
-    Their alert items go, and late alerts left without items are deleted (the demo's genuinely
-    late postbacks keep theirs).
-    """
-    limit = promises.alert_after_seconds()
-    items = AlertItem.objects.filter(event_id__in=event_ids, event__delay_seconds__lte=limit)
-    alert_ids = list(items.values_list("alert_id", flat=True).distinct())
-    items.delete()
-    DelayAlert.objects.filter(pk__in=alert_ids, kind=AlertKind.LATE, items__isnull=True).delete()
-    recount(alert_ids, timezone.now())
+    judged = judge_backdated(ActionEvent.objects.filter(action__action_id__in=ids))
+    return moved, judged

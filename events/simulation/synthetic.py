@@ -24,8 +24,8 @@ from events.reporting import rollups
 from . import world
 from .sender import Target
 
-TEST_PREFIX = "TEST-"
-TEST_CAMPAIGN_ID = "test-postback"
+TEST_PREFIX = Brand.TEST_ACTION_PREFIX
+TEST_CAMPAIGN_ID = Brand.TEST
 TEST_CAMPAIGN_NAME = "Test postback (synthetic)"
 TEST_CREDENTIAL_LABEL = "test postback"
 CREDENTIAL_LIFETIME = timedelta(minutes=5)
@@ -84,7 +84,9 @@ def synthetic_postback(now=None) -> tuple[str, dict[str, str]]:
 
 
 def send_test_postback(endpoint: str, method: str = "get", header: str | None = None, timeout: float = 10.0):
-    """Send one synthetic postback to `endpoint` with a fresh short-lived credential."""
+    """Send one synthetic postback to `endpoint` with a fresh short-lived credential (the expired ones
+    of earlier tests are deleted first: each test would otherwise leave one behind)."""
+    forget_expired_credentials()
     header = header or (
         Credential.objects.usable().exclude(label=TEST_CREDENTIAL_LABEL).values_list("header_name", flat=True).first()
         or Credential._meta.get_field("header_name").default
@@ -115,6 +117,13 @@ def send_test_postback(endpoint: str, method: str = "get", header: str | None = 
         apply_now([delivery_id])  # the page shows what became of it
         outcome.delivery = Delivery.objects.filter(pk=delivery_id).select_related("event").first()
     return outcome
+
+
+def forget_expired_credentials(now=None) -> int:
+    """Delete the credentials made for earlier test postbacks that have expired (their deliveries stay)."""
+    now = now or timezone.now()
+    deleted, _ = Credential.objects.filter(label=TEST_CREDENTIAL_LABEL, expires_at__lte=now).delete()
+    return deleted
 
 
 def remove_test_action(action_id: str) -> int:

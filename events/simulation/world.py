@@ -7,10 +7,11 @@ then maybe partial returns, an approval or a reversal) at impact-side times.
 would send them, with the faults its own behaviour produces: retries of the
 same postback (duplicates), out-of-order arrival, late delivery and a
 maintenance pause followed by a burst. `Truth` says what the receiver must end
-up with, following the rules in events/lifecycle.py:
+up with, following the rules in events/lifecycle/rules.py:
 
-- the kind of a change: first postback without deltas = tracked, Status=REVERSED
-  = reversed, anything else = modified;
+- the kind of a change: the tracked postback carries its whole amount and payout as
+  deltas (impact.com's update that creates an action does), Status=REVERSED =
+  reversed, anything else = modified;
 - a reversal is terminal (the world never changes an action after it);
 - money: the change with the latest UpdateDate wins, whatever the arrival order.
 
@@ -27,10 +28,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
+from events.common.money import round_money, smallest_unit
 from events.impact import FIELDS, TEMPLATE_FIELDS, Lifecycle
 
-CENT = Decimal("0.01")
 MAX_OVERTAKE = timedelta(hours=1)
+# An on-time action's postback overtaken by the next one stays under this delay: only the scenario's
+# late actions reach the receiver over an hour (a delay alert) after their change.
+MAX_OVERTAKEN_DELAY = timedelta(minutes=45)
+OVERTAKE_GAP = timedelta(seconds=1)
 TRACKED, MODIFIED, REVERSED = Lifecycle.TRACKED, Lifecycle.MODIFIED, Lifecycle.REVERSED
 
 BRAND_NAMES = (
@@ -62,8 +67,9 @@ RETURN_DETAILS = ("Partial return", "Item returned", "Price adjustment")
 REVERSAL_DETAILS = ("Order cancelled", "Fraud", "Returned in full", "Duplicate order")
 
 
-def money(value: float | Decimal) -> Decimal:
-    return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
+def money(value: float | Decimal, currency: str = "USD") -> Decimal:
+    """An amount as impact.com reports it: in the currency's minor units (whole yen, cents)."""
+    return round_money(Decimal(str(value)), currency, rounding=ROUND_HALF_UP)
 
 
 def iso(moment: datetime, offset_hours: int) -> str:
@@ -180,7 +186,10 @@ class Scenario:
     duplicate_rate: float = 0.02  # postbacks impact.com sends again (lost acknowledgement)
     out_of_order_rate: float = 0.05  # actions whose changes arrive in the wrong order
     late_rate: float = 0.02  # actions whose postbacks arrive 20 min to 6 h after the change
-    min_late: int = 0  # at least this many late actions (over an hour late), whatever the draw
+    # The deliberately late brand: this many of its recent actions reach the receiver over an hour
+    # (75 min to 6 h) after their changes, so it has a delay alert; no other brand is that late
+    # unless `late_rate` says so.
+    late_brand_actions: int = 0
     lost_ack_rate: float = 0.0  # responses the sender "does not see", so it retries
     maintenance_share: float = 0.0  # share of postbacks held by a maintenance pause, then sent in a burst
     pause: float = 0.0  # seconds the maintenance pause lasts in real time
@@ -194,8 +203,8 @@ SCENARIOS = {
         brands=5,
         actions=300,
         history=timedelta(days=30),
-        late_rate=0.005,
-        min_late=2,
+        late_rate=0.0,
+        late_brand_actions=3,
         duplicate_rate=0.03,
         backdate=True,
     ),
@@ -277,15 +286,18 @@ def generate_world(
     # instead of re-sending old ones with other times; pass the same `now` to replay a world exactly.
     serials = random.Random(f"ids-{seed}-{now.isoformat()}").sample(range(10**8, 10**9), k=actions or scenario.actions)
     late_flags = [rng.random() < scenario.late_rate for _ in serials]
-    forced = set(range(min(scenario.min_late, len(serials)))) if sum(late_flags) < scenario.min_late else set()
+    late_brand = brand_list[-1]  # the smallest: its delay alert is the demo's, not an accident
+    forced = set(range(min(scenario.late_brand_actions, len(serials))))
     result = []
     for number, serial in enumerate(serials):
         brand = rng.choices(brand_list, weights=weights)[0]
+        if number in forced:
+            brand = late_brand
         tracker = rng.choice(brand.trackers)
         late = late_flags[number] or number in forced
         if late:
-            # Sent now, but changed 20 minutes to 6 hours ago (within a short window); the
-            # ones forced in (min_late) are over an hour late, so they open a delay alert.
+            # Sent now, but changed 20 minutes to 6 hours ago (within a short window); the late
+            # brand's are over an hour late, so they open its delay alert.
             low = 75 * 60 if number in forced else 20 * 60
             lateness = timedelta(seconds=rng.uniform(low, 6 * 3600))
             window_end, span = now - lateness, min(600.0, history)
@@ -311,8 +323,13 @@ def generate_world(
 
 def _changes(rng: random.Random, scenario: Scenario, action: Action, window_end: datetime, now: datetime):
     brand = action.brand
-    amount = max(money(rng.lognormvariate(math.log(brand.typical_amount), 0.7)), Decimal("1.00"))
-    payout = max(money(amount * brand.commission), CENT)
+    unit = smallest_unit(brand.currency)  # a cent, or a yen
+
+    def in_currency(value) -> Decimal:
+        return money(value, brand.currency)
+
+    amount = max(in_currency(rng.lognormvariate(math.log(brand.typical_amount), 0.7)), Decimal(1))
+    payout = max(in_currency(amount * brand.commission), unit)
     roll = rng.random()
     returns = 0
     if roll < scenario.modified_share:
@@ -346,13 +363,13 @@ def _changes(rng: random.Random, scenario: Scenario, action: Action, window_end:
         )
 
     changes: list[Change] = []
-    changes.append(change(TRACKED, "PENDING", "", amount, payout))
+    changes.append(change(TRACKED, "PENDING", "", amount, payout, amount, payout))  # a change from nothing
     for _ in range(returns):
         kept = Decimal(str(rng.uniform(0.3, 0.9)))
-        new_amount = min(money(amount * kept), amount - CENT)
-        if new_amount < CENT:
+        new_amount = min(in_currency(amount * kept), amount - unit)
+        if new_amount < unit:
             break
-        new_payout = min(max(money(new_amount * brand.commission), CENT), payout)
+        new_payout = min(max(in_currency(new_amount * brand.commission), unit), payout)
         detail = rng.choice(RETURN_DETAILS)
         changes.append(
             change(MODIFIED, "PENDING", detail, new_amount, new_payout, new_amount - amount, new_payout - payout)
@@ -361,7 +378,7 @@ def _changes(rng: random.Random, scenario: Scenario, action: Action, window_end:
     if approved:
         changes.append(change(MODIFIED, "APPROVED", "", amount, payout))
     if reversed_:
-        zero = Decimal("0.00")
+        zero = Decimal(0)
         changes.append(change(REVERSED, "REVERSED", rng.choice(REVERSAL_DETAILS), zero, zero, -amount, -payout))
     return changes
 
@@ -402,19 +419,26 @@ class Plan:
         )
 
 
+def _can_overtake(action: Action, first: Send, second: Send) -> bool:
+    """Plausible only for changes within the hour (or the earlier one would be days late); an on-time
+    action's overtaken postback stays under MAX_OVERTAKEN_DELAY."""
+    if second.send_at - first.send_at >= MAX_OVERTAKE:
+        return False
+    return action.late or max(first.send_at, second.send_at) + OVERTAKE_GAP - first.change.at < MAX_OVERTAKEN_DELAY
+
+
 def plan_deliveries(world: World, scenario: Scenario) -> Plan:
     """Order the postbacks as impact.com would send them, with the scenario's faults."""
     rng = random.Random(f"plan-{world.seed}-{scenario.name}")
     sends = []
     for action in world.actions:
         planned = [Send(change, change.send_at) for change in action.changes]
-        # A later change overtakes an earlier one (e.g. the earlier one's first attempt failed):
-        # plausible only for changes within the hour, or the earlier one would be days late.
-        close = [i for i in range(len(planned) - 1) if planned[i + 1].send_at - planned[i].send_at < MAX_OVERTAKE]
+        # A later change overtakes an earlier one (e.g. the earlier one's first attempt failed).
+        close = [i for i in range(len(planned) - 1) if _can_overtake(action, planned[i], planned[i + 1])]
         if close and rng.random() < scenario.out_of_order_rate:
             i = rng.choice(close)
             first, second = planned[i], planned[i + 1]
-            planned[i] = replace(first, send_at=max(first.send_at, second.send_at) + timedelta(seconds=1))
+            planned[i] = replace(first, send_at=max(first.send_at, second.send_at) + OVERTAKE_GAP)
             planned[i + 1] = replace(second, send_at=min(first.send_at, second.send_at))
         sends.extend(planned)
     retries = []

@@ -52,7 +52,7 @@ def test_alert_page_shows_the_evidence_and_the_csv_has_every_change(send, user_c
     assert [r["action_id"] for r in rows] == ["A0", "A1", "A2"]
     assert rows[0]["changed_at_utc"] == "2026-11-20T22:03:11+00:00"
     assert rows[0]["postback_received_at_utc"] == "2026-11-21T00:03:11+00:00"
-    assert rows[0]["delay_seconds"] == "7200"
+    assert rows[0]["delay"] == "2 h 00 min"
 
 
 def test_staff_acknowledge_then_resolve_with_a_note_each_a_change_row(send, staff_client):

@@ -19,7 +19,7 @@ def test_action_history_shows_each_diff_newest_first(staff_client, send):
     assert [item["event"].kind for item in timeline] == ["modified", "tracked"]
     modified = {row["field"]: (row["old"], row["new"]) for row in timeline[0]["diff"]}
     assert modified["Payout"] == ("$10.00", "$12.50")
-    assert modified["Status"] == ("PENDING", "APPROVED")
+    assert modified["impact.com status"] == ("PENDING", "APPROVED")  # as the card above it says
     html = response.content.decode()
     assert "Tracked → Modified" in html
     assert "+$2.50" in html

@@ -26,7 +26,7 @@ def test_each_brand_row_has_its_figures(staff_client, send, later):
     rows = {row["brand"].campaign_id: row for row in staff_client.get("/brands/").context["rows"]}
     acme, bikes = rows["1001"], rows["2002"]
     assert (acme["tracked"], acme["reversed"]) == (3, 1)
-    assert acme["reversal_rate"] == 1 / 3
+    assert acme["reversed_share"] == 1 / 3  # of its 3 actions tracked in the period, 1 is reversed by now
     assert acme["nets"] == [("USD", Decimal("20"))]
     # Delays 30, 60, 120, 600: p95 = 120 + 0.85 * 480.
     assert round(acme["delay_p95"]) == 528
@@ -60,7 +60,7 @@ def test_brands_export_as_csv(staff_client, send, later):
     assert lines[0].startswith("campaign_id,name,tracked")
     assert lines[1].startswith("1001,Acme Shoes,3,0,1,0.3333,USD,20.00,")
     assert (
-        lines[2] == "2002,Blue Bikes,1,0,0,0.0000,EUR,99.00,2026-11-21T12:00:00+00:00,7200,1"
+        lines[2] == "2002,Blue Bikes,1,0,0,0.0000,EUR,99.00,2026-11-21T12:00:00+00:00,2 h 00 min,1"
     )  # two hours late: one open alert
 
 

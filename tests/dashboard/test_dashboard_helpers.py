@@ -43,12 +43,28 @@ def test_delay_levels_follow_the_thresholds(settings):
     assert promises.delay_level(None) == promises.UNKNOWN
 
 
-def test_preset_periods_end_now():
-    now = NOW + timedelta(minutes=30)
+def test_preset_periods_are_whole_hours_or_days_up_to_now():
+    now = NOW + timedelta(minutes=30, seconds=7)
     period = periods.parse_period("24h", None, None, now=now, tz=UTC)
-    assert (period.start, period.end, period.bucket) == (now - timedelta(hours=24), now, "hour")
-    assert len(period.buckets(UTC)) == 25  # the partial first hour and the current one
-    assert periods.parse_period(None, None, None, now=now, tz=UTC).key == "7d"
+    assert (period.start, period.end, period.bucket) == (NOW - timedelta(hours=23), now, "hour")
+    assert len(period.buckets(UTC)) == 24  # 23 whole hours and the current one: no sliver of a 25th
+    week = periods.parse_period(None, None, None, now=now, tz=UTC)
+    assert (week.key, week.start, week.end) == ("7d", datetime(2026, 11, 15, tzinfo=UTC), now)
+    assert [b.date() for b in week.buckets(UTC)] == [date(2026, 11, d) for d in range(15, 22)]
+    assert (week.span, week.label) == ("2026-11-15 – 2026-11-21", "Last 7 days")
+
+
+def test_a_preset_period_starts_at_midnight_of_the_display_zone():
+    paris = ZoneInfo("Europe/Paris")
+    month = periods.parse_period("30d", None, None, now=NOW, tz=paris)
+    assert month.start == datetime(2026, 10, 22, 22, 0, tzinfo=UTC)  # Oct 23, 00:00 in Paris (summer time)
+    assert len(month.buckets(paris)) == 30
+
+
+def test_a_custom_period_is_named_by_its_first_and_last_day_both_included():
+    period = periods.parse_period("custom", "2026-11-10", "2026-11-16", now=NOW, tz=UTC)
+    assert period.end == datetime(2026, 11, 17, tzinfo=UTC)  # exclusive, never shown
+    assert period.span == "2026-11-10 – 2026-11-16"
 
 
 def test_custom_period_covers_whole_days_in_the_display_zone():

@@ -68,8 +68,8 @@ def test_ingest_health_links_to_invalid_and_refused_deliveries(staff_client, sen
     html = response.content.decode()
     assert response.context["problem_deliveries"] == 1 and response.context["refused"] == 1
     assert "Needs attention" in html
-    assert "/deliveries/?outcome=invalid&amp;date_from=2026-11-14&amp;date_to=2026-11-21" in html
-    assert "/deliveries/refused/?date_from=2026-11-14" in html
+    assert "/deliveries/?outcome=invalid&amp;date_from=2026-11-15&amp;date_to=2026-11-21" in html  # 7 whole days
+    assert "/deliveries/refused/?date_from=2026-11-15&amp;date_to=2026-11-21" in html
 
 
 def test_healthy_ingest_says_so_with_the_last_postback_time(staff_client, send):

@@ -19,11 +19,19 @@ money = st.decimals(min_value=0, max_value=1000, places=2)
 
 @st.composite
 def lifecycles(draw) -> list[dict[str, str]]:
-    """One tracked postback, some modifications with deltas and an update time, maybe one reversal."""
+    """One tracked postback, some modifications with deltas and an update time, maybe one reversal.
+
+    Money starts at zero sometimes, so a modification's deltas can equal its whole values too."""
     amount, payout = draw(money), draw(money)
     # Templates differ: with or without the Delta macros, with or without an update time on tracked.
+    # With them, the tracked postback carries its whole values as deltas (a change from nothing).
     with_deltas = draw(st.booleans())
-    tracked = postback_params(Amount=str(amount), Payout=str(payout))
+    tracked = postback_params(
+        Amount=str(amount),
+        Payout=str(payout),
+        DeltaAmount=str(amount) if with_deltas else None,
+        DeltaPayout=str(payout) if with_deltas else None,
+    )
     if draw(st.booleans()):
         tracked["UpdateDate"] = CREATED.isoformat()
     postbacks = [tracked]

@@ -139,21 +139,34 @@ def test_without_a_token_the_simulator_creates_its_own_short_lived_credential(si
 
 def test_backdating_moves_receive_times_to_when_impact_would_have_sent_them(simulate):
     output = simulate(scenario="demo", actions=40, seed=6, verify=True)
-    assert "Backdated" in output
+    assert "Backdated" in output and "own credential" in output
     oldest = ActionEvent.objects.order_by("received_at").first()
     assert (NOW.now(UTC) - oldest.received_at).days >= 7
     assert all(e.delay_seconds is not None and e.delay_seconds >= 0 for e in ActionEvent.objects.all())
-    # Sent now, the month of history opened late alerts at ingest; backdated, only the postbacks
-    # that were really over an hour late still stand in a late alert.
-    from django.conf import settings
 
-    from events.models import AlertItem
 
-    limit = settings.DELAY_ALERT_AFTER_MINUTES * 60
-    late_items = AlertItem.objects.filter(alert__kind="late", event__isnull=False)
-    assert late_items.exists()
-    assert all(item.event.delay_seconds > limit for item in late_items.select_related("event"))
-    assert not DelayAlert.objects.filter(kind="late", item_count=0).exists()
+def test_the_demo_judges_delays_once_backdated_and_its_only_alert_is_its_late_brands(simulate, settings):
+    from events.models import AlertItem, Notification
+
+    output = simulate(scenario="demo", actions=40, seed=6, verify=True)
+    world = generate_world(6, SCENARIOS["demo"], now=NOW.now(UTC), actions=40)
+    late_brand = world.brands[-1]
+
+    alert = DelayAlert.objects.select_related("brand").get()  # nothing else was opened, not even on arrival
+    assert (alert.kind, alert.brand.campaign_id) == ("late", late_brand.campaign_id)
+    assert f"{alert.item_count} over {settings.DELAY_ALERT_AFTER_MINUTES} min late joined a delay alert" in output
+    items = list(AlertItem.objects.filter(alert=alert).select_related("event"))
+    assert len(items) == alert.item_count >= 3
+    for item in items:  # the evidence is the events' own times, after backdating
+        event = item.event
+        assert (item.received_at, item.changed_at, item.delay_seconds) == (
+            event.received_at, event.changed_at, event.delay_seconds,
+        )  # fmt: skip
+        assert event.delay_seconds > settings.DELAY_ALERT_AFTER_MINUTES * 60
+    assert alert.opened_at == min(item.received_at for item in items)  # never before the receipt it cites
+    assert alert.max_delay_seconds == max(item.delay_seconds for item in items)
+    assert alert.title.startswith(f"Late postbacks – {late_brand.name}: {alert.item_count} changes, longest delay")
+    assert not Notification.objects.exclude(alert=alert).exists()
 
 
 # --- The read-only actions API used by --verify-via http ------------------------------------

@@ -245,3 +245,14 @@ def test_requests_are_filled_like_impact_templates_with_the_credential_where_ask
 def test_a_url_that_is_not_http_is_refused():
     with pytest.raises(ValueError, match="not an http"):
         Target("ftp://example.com/x", "s")
+
+
+def test_money_is_in_each_currencys_minor_units_as_impact_reports_it():
+    world = generate_world(5, Scenario("currencies", brands=12, actions=600, modified_share=0.5), now=NOW)
+    currencies = {a.brand.currency for a in world.actions}
+    assert {"JPY", "USD"} <= currencies
+    for action in world.actions:
+        places = 0 if action.brand.currency == "JPY" else 2
+        for change in action.changes:
+            for value in (change.amount, change.payout, change.delta_amount, change.delta_payout):
+                assert value is None or -value.as_tuple().exponent <= places, (action.brand.currency, value)

@@ -116,7 +116,8 @@ class Command(BaseCommand):
             action=argparse.BooleanOptionalAction,
             default=None,
             help="Afterwards, move receive times back to when impact.com would have sent each postback "
-            "(demo: a month of history). Default: the scenario's.",
+            "(demo: a month of history), then judge their delays. Sends with the simulator's own credential. "
+            "Default: the scenario's.",
         )
 
     def handle(self, *args, **options):
@@ -128,7 +129,17 @@ class Command(BaseCommand):
         via = self._verify_via(options["verify_via"], url, endpoint)
         if not options["token"] and via == "http":
             raise CommandError(f"--token is required to send to {url} (not this instance).")
-        token = options["token"] or self._own_credential(options["header"])
+        backdating = options["backdate"] if options["backdate"] is not None else scenario.backdate
+        if backdating and via != "orm":
+            self.stdout.write("Not backdating: the receiver is not this project's database.")
+            backdating = False
+        if backdating:
+            # Its postbacks' delays are judged once backdated, not on arrival: they need their own credential.
+            if options["token"]:
+                self.stdout.write("Backdating: sending with the simulator's own credential instead of --token.")
+            token = self._own_credential(options["header"], simulated_history=True)
+        else:
+            token = options["token"] or self._own_credential(options["header"])
         try:
             target = Target(
                 url, token, method=options["method"], header=options["header"], token_in=options["token_in"]
@@ -152,12 +163,12 @@ class Command(BaseCommand):
             raise CommandError("Interrupted: not every postback was sent, nothing verified.")
         if options["verify"]:
             self._verify(world, via, options, url, token)
-        if options["backdate"] if options["backdate"] is not None else scenario.backdate:
-            if via != "orm":
-                self.stdout.write("Not backdating: the receiver is not this project's database.")
-            else:
-                moved = backdate(world, plan)
-                self.stdout.write(f"Backdated {moved} events to when impact.com would have sent them.")
+        if backdating:
+            moved, judged = backdate(world, plan)
+            self.stdout.write(
+                f"Backdated {moved} events to when impact.com would have sent them; "
+                f"{judged} over {settings.DELAY_ALERT_AFTER_MINUTES} min late joined a delay alert."
+            )
         if stats.gave_up:
             raise CommandError(f"{stats.gave_up} postbacks were not accepted after 15 attempts.")
 
@@ -220,7 +231,7 @@ class Command(BaseCommand):
         for failure in stats.failures[:MAX_DIFFERENCES_SHOWN]:
             self.stdout.write(f"  {failure}")
 
-    def _own_credential(self, header: str) -> str:
+    def _own_credential(self, header: str, *, simulated_history: bool = False) -> str:
         now = timezone.now()
         # Every active credential is checked on each postback: switch off earlier runs' expired ones.
         Credential.objects.filter(label=SIMULATOR_CREDENTIAL_LABEL, active=True, expires_at__lte=now).update(
@@ -228,7 +239,10 @@ class Command(BaseCommand):
         )
         expires = now + timedelta(hours=2)
         credential, secret = Credential.create_with_secret(
-            label=SIMULATOR_CREDENTIAL_LABEL, header_name=header, expires_at=expires
+            label=SIMULATOR_CREDENTIAL_LABEL,
+            header_name=header,
+            expires_at=expires,
+            simulated_history=simulated_history,
         )
         self.stdout.write(
             f"Created credential {credential.pk} '{SIMULATOR_CREDENTIAL_LABEL}' (expires {expires:%Y-%m-%d %H:%M} UTC)."
