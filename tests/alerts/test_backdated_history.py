@@ -21,7 +21,7 @@ def history_credential(db):
 def send_with(send, credential, received, **params):
     with time_machine.travel(received, tick=False):
         response = send(headers={credential.header_name: credential.secret}, **params)
-    assert response.json()["outcome"] == "applied"
+    assert response.delivery.outcome == "applied"
 
 
 def test_a_late_postback_of_a_backdated_history_opens_nothing_on_arrival(send, history_credential):

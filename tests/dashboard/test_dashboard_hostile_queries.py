@@ -23,8 +23,8 @@ PAGING = ["before", "after"]
 
 # Every query parameter each page reads (the test below keeps this list complete).
 PARAMETERS = {
-    "overview": ["period", "start", "end"],
-    "brands": ["period", "start", "end", "q", "sort", "format"],
+    "overview": ["period", "start", "end", "currency"],
+    "brands": ["period", "start", "end", "q", "sort", "tests", "format"],
     "brand": [*TimelineFilter.base_filters, *PAGING, "format"],
     "action": [],
     "deliveries": [*DeliveryFilter.base_filters, *PAGING, "format"],

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import pytest
 
 from events.models import Action, ActionEvent
-from tests.conftest import ENDPOINT
+from tests.conftest import ENDPOINT, processed
 
 CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)  # CreationDate in postback_params, in UTC
 WHOLE = {"Amount": "100.00", "DeltaAmount": "100.00", "Payout": "10.00", "DeltaPayout": "10.00"}
@@ -23,7 +23,7 @@ def post(send, time_machine):
         time_machine.move_to(CREATED + timedelta(minutes=received_minutes), tick=False)
         response = send(**params)
         assert response.status_code == 200, response.content
-        assert response.json()["outcome"] == "applied", response.json()
+        assert response.delivery.outcome == "applied", response.delivery.reason
 
     return _post
 
@@ -54,8 +54,8 @@ def test_the_issue_sample_in_snake_case_is_tracked_and_counted_as_gained(
         }
     )
     time_machine.move_to(CREATED + timedelta(minutes=1), tick=False)
-    answer = client.get(f"{ENDPOINT}?{query}", headers={credential.header_name: credential.secret}).json()
-    assert answer["outcome"] == "applied"
+    response = processed(client.get(f"{ENDPOINT}?{query}", headers={credential.header_name: credential.secret}))
+    assert response.delivery.outcome == "applied"
     event = ActionEvent.objects.get()
     assert (event.kind, event.to_state, event.out_of_order, event.anomaly) == ("tracked", "tracked", False, "")
     assert Action.objects.get().state == "tracked"

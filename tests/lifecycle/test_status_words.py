@@ -18,7 +18,7 @@ def post(send, time_machine):
         time_machine.move_to(CREATED + timedelta(minutes=received_minutes), tick=False)
         response = send(**params)
         assert response.status_code == 200, response.content
-        assert response.json()["outcome"] == "applied", response.json()
+        assert response.delivery.outcome == "applied", response.delivery.reason
 
     return _post
 

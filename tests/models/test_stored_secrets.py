@@ -18,7 +18,7 @@ from events.models import Credential, ImpactAccount, hash_secret
 from events.models.fields import UnreadableSecret
 from tests.conftest import ENDPOINT, postback_params
 
-migration = importlib.import_module("events.migrations.0005_hardening")
+migration = importlib.import_module("events.migrations.0006_hardening")
 SECRET = "pasted-by-support-0123456789-wxyz"
 TOKEN = "impact-auth-token-abcdefgh-LAST"
 
@@ -65,7 +65,7 @@ def test_the_auth_token_is_encrypted_at_rest_and_read_back_in_clear(db):
 
 
 def test_a_token_stored_in_clear_is_encrypted_by_the_migration(db):
-    before = MigrationLoader(connection).project_state(("events", "0003_dashboard_rollups")).apps
+    before = MigrationLoader(connection).project_state(("events", "0005_forwarding")).apps
     Plain = before.get_model("events", "ImpactAccount")
     account = Plain.objects.create(account_sid="IRabc", auth_token=TOKEN)
     assert stored_token(account) == TOKEN

@@ -27,7 +27,7 @@ def one_real_and_one_test(send):
     with time_machine.travel(NOW - timedelta(hours=1), tick=False):
         send(postback_params("REAL-1", CreationDate=(NOW - timedelta(hours=1, minutes=2)).isoformat()))
         action_id, params = synthetic.synthetic_postback()
-        assert send(params).json()["outcome"] == "applied"
+        assert send(params).delivery.outcome == "applied"
     return action_id
 
 
