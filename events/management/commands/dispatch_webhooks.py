@@ -1,25 +1,23 @@
 """`manage.py dispatch_webhooks`: the dispatcher's loop, sending the forwarding outbox's messages."""
 
 import logging
-import signal
-import threading
 
-from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, close_old_connections
+from django.core.management.base import CommandError
+from django.db import DatabaseError
 from django.utils import timezone
 
 from events.forwarding import dispatch_due
 from events.forwarding.dispatch import due
+from events.management.worker import WorkerCommand
 
 logger = logging.getLogger("events.forwarding")
 
 # Idle, a dispatcher looks for due messages this often (an indexed look at the pending ones).
 POLL_SECONDS = 0.5
-# After a database error, it tries again after this long.
-RETRY_SECONDS = 2.0
 
 
-class Command(BaseCommand):
+class Command(WorkerCommand):
+    logger = logger
     help = (
         "Send the forwarding outbox: signed messages to the publisher's endpoints, in order per action, "
         "retried with backoff. Several dispatchers share the work on PostgreSQL. Loops until SIGTERM/SIGINT; "
@@ -30,22 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Send everything due now (one attempt each), exit.")
 
     def handle(self, *args, once=False, **options):
-        self.stop = threading.Event()
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, self._stop)
+        self.listen_for_stop()
         if once:
             self._drain()
             return
         logger.info("dispatcher started: looking for due messages every %s s", POLL_SECONDS)
-        while not self.stop.is_set():
-            try:
-                if dispatch_due() == 0:
-                    self.stop.wait(POLL_SECONDS)
-            except DatabaseError as exc:
-                logger.error("database error, retrying in %s s: %s", RETRY_SECONDS, exc)
-                close_old_connections()
-                self.stop.wait(RETRY_SECONDS)
+        self.run_loop(lambda: dispatch_due() > 0, POLL_SECONDS)
         logger.info("dispatcher stopped")
 
     def _drain(self) -> None:
@@ -63,7 +51,3 @@ class Command(BaseCommand):
             total += sent
         left = due(timezone.now()).count()
         self.stdout.write(f"Sent {total} messages; {left} due still.")
-
-    def _stop(self, signum, frame):
-        logger.info("signal %s: stopping after the current round", signum)
-        self.stop.set()

@@ -1,25 +1,23 @@
 """`manage.py process_deliveries`: the processor's loop, applying stored postbacks in batches."""
 
 import logging
-import signal
-import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
-from django.db import DatabaseError, close_old_connections
+from django.core.management.base import CommandError
+from django.db import DatabaseError
 
 from events.management.arguments import positive_int
+from events.management.worker import WorkerCommand
 from events.processing import pending, process_next_batch
 
 logger = logging.getLogger("events.processing")
 
 # Idle, a processor looks for new deliveries this often (an indexed look at the pending ones).
 POLL_SECONDS = 0.2
-# After a database error, it tries again after this long.
-RETRY_SECONDS = 2.0
 
 
-class Command(BaseCommand):
+class Command(WorkerCommand):
+    logger = logger
     help = (
         "Apply stored postbacks: claim received deliveries in id order, a batch at a time, and apply each "
         "batch in one transaction. Several processors (on several hosts) share the work on PostgreSQL. "
@@ -36,22 +34,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, once=False, batch=None, **options):
-        self.stop = threading.Event()
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, self._stop)
+        self.listen_for_stop()
         if once:
             self._drain(batch)
             return
         logger.info("processor started: batches of %s, looking for new deliveries every %s s", batch, POLL_SECONDS)
-        while not self.stop.is_set():
-            try:
-                if process_next_batch(batch) is None:
-                    self.stop.wait(POLL_SECONDS)
-            except DatabaseError as exc:
-                logger.error("database error, retrying in %s s: %s", RETRY_SECONDS, exc)
-                close_old_connections()
-                self.stop.wait(RETRY_SECONDS)
+        self.run_loop(lambda: process_next_batch(batch) is not None, POLL_SECONDS)
         logger.info("processor stopped")
 
     def _drain(self, batch: int) -> None:
@@ -67,7 +55,3 @@ class Command(BaseCommand):
             self.stdout.write(report.line())
         left = pending().count()
         self.stdout.write(f"Applied {total} deliveries; {left} still waiting.")
-
-    def _stop(self, signum, frame):
-        logger.info("signal %s: stopping after the current batch", signum)
-        self.stop.set()
