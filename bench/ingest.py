@@ -639,16 +639,7 @@ def plan_backlog(size: int, now: datetime, seed: int = 1) -> Backlog:
         brand = rng.choices(brands, weights=weights)[0]
         tracker = rng.choice(brand.trackers)
         created = (start + timedelta(seconds=rng.uniform(0, 3600))).replace(microsecond=0)
-        action = world.Action(
-            action_id=f"{brand.campaign_id}.{tracker[0]}.{serial}",
-            brand=brand,
-            tracker=tracker,
-            event_date=created - timedelta(seconds=rng.randrange(5, 900)),
-            creation_date=created,
-            locking_date=created + timedelta(days=rng.choice((30, 45, 60))),
-            oid=f"ORD-{rng.randrange(10**6, 10**7)}",
-            sub_id1=rng.choice(("newsletter", "homepage", "blog", "")),
-        )
+        action = world.draw_action(rng, brand, tracker, serial, created)
         amount = max(world.money(rng.lognormvariate(math.log(brand.typical_amount), 0.7)), Decimal("1.00"))
         payout = max(world.money(amount * brand.commission), world.CENT)
 

@@ -305,20 +305,27 @@ def generate_world(
             window_end, span = now - timedelta(seconds=30), history
         created = window_end - timedelta(seconds=rng.uniform(0.5, 1.0) * span)
         created = created.replace(microsecond=0)
-        action = Action(
-            action_id=f"{brand.campaign_id}.{tracker[0]}.{serial}",
-            brand=brand,
-            tracker=tracker,
-            event_date=created - timedelta(seconds=rng.randrange(5, 900)),
-            creation_date=created,
-            locking_date=created + timedelta(days=rng.choice((30, 45, 60))),
-            oid=f"ORD-{rng.randrange(10**6, 10**7)}",
-            sub_id1=rng.choice(("newsletter", "homepage", "blog", "")),
-            late=late,
-        )
+        action = draw_action(rng, brand, tracker, serial, created, late=late)
         action.changes = _changes(rng, scenario, action, window_end, now)
         result.append(action)
     return World(seed=seed, now=now, brands=brand_list, actions=result)
+
+
+def draw_action(
+    rng: random.Random, brand: Brand, tracker: tuple[str, str], serial: int, created: datetime, late: bool = False
+) -> Action:
+    """One action of `brand` created at `created`, its other values drawn from `rng` (no changes yet)."""
+    return Action(
+        action_id=f"{brand.campaign_id}.{tracker[0]}.{serial}",
+        brand=brand,
+        tracker=tracker,
+        event_date=created - timedelta(seconds=rng.randrange(5, 900)),
+        creation_date=created,
+        locking_date=created + timedelta(days=rng.choice((30, 45, 60))),
+        oid=f"ORD-{rng.randrange(10**6, 10**7)}",
+        sub_id1=rng.choice(("newsletter", "homepage", "blog", "")),
+        late=late,
+    )
 
 
 def _changes(rng: random.Random, scenario: Scenario, action: Action, window_end: datetime, now: datetime):
