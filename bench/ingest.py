@@ -601,6 +601,7 @@ def plan_backlog(size: int, now: datetime, seed: int = 1) -> Backlog:
     those actions (three in four a partial return with deltas, the rest an approval), 5 % reversals
     (some after a modification), the rest exact retries of earlier postbacks arriving 1 s to 30 min
     after them. Each arrives its delivery delay after its change, and the whole is in arrival order."""
+    from events.common.money import smallest_unit
     from events.simulation import world
     from events.simulation.sender import Target
 
@@ -640,8 +641,9 @@ def plan_backlog(size: int, now: datetime, seed: int = 1) -> Backlog:
         tracker = rng.choice(brand.trackers)
         created = (start + timedelta(seconds=rng.uniform(0, 3600))).replace(microsecond=0)
         action = world.draw_action(rng, brand, tracker, serial, created)
-        amount = max(world.money(rng.lognormvariate(math.log(brand.typical_amount), 0.7)), Decimal("1.00"))
-        payout = max(world.money(amount * brand.commission), world.CENT)
+        unit = smallest_unit(brand.currency)  # a cent, or a yen
+        amount = max(world.money(rng.lognormvariate(math.log(brand.typical_amount), 0.7), brand.currency), unit)
+        payout = max(world.money(amount * brand.commission, brand.currency), unit)
 
         action.changes.append(_change(action, rng, world.TRACKED, "PENDING", "", amount, payout, created))
         at = created
@@ -649,8 +651,8 @@ def plan_backlog(size: int, now: datetime, seed: int = 1) -> Backlog:
             at += timedelta(seconds=rng.randint(30, 1200))
             if rng.random() < 0.75:
                 kept = Decimal(str(rng.uniform(0.3, 0.9)))
-                new_amount = max(min(world.money(amount * kept), amount - world.CENT), world.CENT)
-                new_payout = min(max(world.money(new_amount * brand.commission), world.CENT), payout)
+                new_amount = max(min(world.money(amount * kept, brand.currency), amount - unit), unit)
+                new_payout = min(max(world.money(new_amount * brand.commission, brand.currency), unit), payout)
                 detail = rng.choice(world.RETURN_DETAILS)
                 action.changes.append(
                     _change(
