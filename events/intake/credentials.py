@@ -11,7 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from django.db.models import Q
 from django.http import HttpRequest
@@ -86,10 +86,18 @@ def is_header_name(name: str) -> bool:
     return bool(_HEADER_NAME.match(name))
 
 
+def is_token_name(raw_name: str) -> bool:
+    """Whether a name as written in a query string is `token`, percent-encoded or not."""
+    return raw_name == TOKEN_PARAMETER or ("%" in raw_name and unquote_plus(raw_name) == TOKEN_PARAMETER)
+
+
 def _token_parameter(query_string: str) -> str | None:
-    for name, value in parse_qsl(query_string, keep_blank_values=True):
-        if name == TOKEN_PARAMETER:
-            return value
+    """The first `token` value, decoded as `parse_qsl` would. Only that one is decoded: a postback
+    carries some thirty parameters, and decoding them all was a fifth of the request's own time."""
+    for piece in query_string.split("&"):
+        raw_name, _, raw_value = piece.partition("=")
+        if is_token_name(raw_name):
+            return unquote_plus(raw_value)
     return None
 
 

@@ -13,13 +13,12 @@ import json
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from urllib.parse import unquote_plus
 
 from django.http import HttpRequest
 
 from events.impact import escape_nul
 
-from .credentials import TOKEN_PARAMETER
+from .credentials import TOKEN_PARAMETER, is_token_name
 
 REDACTED = "[redacted]"
 
@@ -77,7 +76,7 @@ def redact_query_string(query_string: str, secret: str | None) -> str:
         return ""
     pieces = query_string.split("&")
     for i, piece in enumerate(pieces):
-        if unquote_plus(piece.split("=", 1)[0]) == TOKEN_PARAMETER:
+        if is_token_name(piece.partition("=")[0]):
             pieces[i] = f"{TOKEN_PARAMETER}={REDACTED}"
     return redact_secret("&".join(pieces), secret)
 

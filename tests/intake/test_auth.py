@@ -39,6 +39,26 @@ def test_the_token_query_parameter_is_accepted_when_impact_cannot_send_the_heade
     assert response.delivery.outcome == "applied"
 
 
+def test_the_token_parameter_is_read_however_it_is_encoded(client, credential):
+    secret = credential.secret
+    written = {
+        "plain, after the data": QUERY + "&token=" + secret,
+        "first": "token=" + secret + "&" + QUERY,
+        "name percent-encoded": QUERY + "&%74oken=" + secret,
+        "value percent-encoded": QUERY + "&token=" + "".join(f"%{b:02X}" for b in secret.encode()),
+    }
+    for how, query in written.items():
+        response = get(client, query)
+        assert response.status_code == 200, how
+        stored = Delivery.objects.get(pk=response.json()["delivery"]).query_string
+        assert secret not in stored and "%74oken=" not in stored, how
+
+
+def test_a_parameter_that_only_contains_token_in_its_name_is_not_the_token(client, credential):
+    for query in (QUERY + "&tokens=" + credential.secret, QUERY + "&my_token=" + credential.secret, "token"):
+        assert get(client, query).status_code == 401, query
+
+
 def test_a_credential_with_a_custom_header_name_is_read_from_that_header(client, db):
     _, secret = Credential.create_with_secret(label="custom", header_name="X-Impact-Key")
     assert get(client, **{"X-Impact-Key": secret}).status_code == 200
