@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,8 +10,7 @@ import pytest
 from events import processing
 from events.impact.promises import is_alert_late, is_late
 from events.models import Action, ActionEvent, Brand, Delivery
-
-CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)  # CreationDate in postback_params, in UTC
+from tests.lifecycle.conftest import CREATED
 
 
 def at(minutes: float) -> datetime:

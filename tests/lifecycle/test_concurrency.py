@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -17,10 +17,9 @@ from django.test import Client
 from events.models import Action, ActionEvent, Brand, Delivery, RefusalCounter, RefusedAttempt
 from events.processing import process_pending
 from tests.conftest import ENDPOINT, postback_params
+from tests.lifecycle.conftest import CREATED
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)
 
 
 def send_concurrently(credential, params_list: list[dict[str, str]]) -> list[tuple[int, dict]]:

@@ -4,7 +4,7 @@ real endpoint, every combination that decides the kind."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -12,24 +12,9 @@ import pytest
 
 from events.models import Action, ActionEvent
 from tests.conftest import ENDPOINT, processed
+from tests.lifecycle.conftest import CREATED, update
 
-CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)  # CreationDate in postback_params, in UTC
 WHOLE = {"Amount": "100.00", "DeltaAmount": "100.00", "Payout": "10.00", "DeltaPayout": "10.00"}
-
-
-@pytest.fixture
-def post(send, time_machine):
-    def _post(received_minutes: float = 1, **params):
-        time_machine.move_to(CREATED + timedelta(minutes=received_minutes), tick=False)
-        response = send(**params)
-        assert response.status_code == 200, response.content
-        assert response.delivery.outcome == "applied", response.delivery.reason
-
-    return _post
-
-
-def update(minutes: float) -> str:
-    return (CREATED + timedelta(minutes=minutes)).isoformat()
 
 
 def kinds() -> list[str]:

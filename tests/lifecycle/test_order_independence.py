@@ -3,7 +3,7 @@ processor's batches end in the same action and history as applying them one by o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.test import override_settings
 from hypothesis import HealthCheck, given, note, settings
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from events.models import Action, ActionEvent, Brand, DelayAlert, Delivery
 from events.processing import process_next_batch
 from tests.conftest import postback_params
+from tests.lifecycle.conftest import CREATED
 
-CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)
 money = st.decimals(min_value=0, max_value=1000, places=2)
 
 

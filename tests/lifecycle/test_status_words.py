@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from events.models import Action, ActionEvent
-
-CREATED = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)  # CreationDate in postback_params, in UTC
-
-
-@pytest.fixture
-def post(send, time_machine):
-    def _post(received_minutes: float = 1, **params):
-        time_machine.move_to(CREATED + timedelta(minutes=received_minutes), tick=False)
-        response = send(**params)
-        assert response.status_code == 200, response.content
-        assert response.delivery.outcome == "applied", response.delivery.reason
-
-    return _post
-
-
-def update(minutes: float) -> str:
-    return (CREATED + timedelta(minutes=minutes)).isoformat()
+from tests.lifecycle.conftest import CREATED, update
 
 
 def kinds() -> list[tuple[str, str, str]]:
