@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db import DatabaseError
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.permissions import BasePermission
@@ -20,7 +21,7 @@ from rest_framework.views import APIView
 from events.models import Action, Delivery
 
 from .credentials import Authenticated, Refusal, auth_config, authenticate, presents_credential
-from .endpoint import refuse
+from .endpoint import database_unavailable, refuse
 from .redaction import scrub_credentials
 
 MAX_IDS = 500
@@ -105,3 +106,8 @@ class ActionStateView(APIView):
         known = {item["action_id"] for item in found}
         # `pending`: deliveries stored but not applied yet, so a caller knows whether to ask again.
         return Response({"actions": found, "missing": [i for i in ids if i not in known], "pending": pending})
+
+    def handle_exception(self, exc):
+        if isinstance(exc, DatabaseError):
+            return database_unavailable(self.request, exc)
+        return super().handle_exception(exc)

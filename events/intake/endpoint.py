@@ -131,13 +131,19 @@ class ImpactPostbackView(APIView):
 
     def handle_exception(self, exc):
         if isinstance(exc, DatabaseError):  # nothing could be stored: impact.com retries
-            logger.error("postback answered 503, database error: %s", exc, exc_info=exc)
-            # The credential may not have been read yet: blank the default places (no database to ask).
-            scrub_credentials(self.request._request, {DEFAULT_HEADER})
-            response = Response(
-                {"error": "unavailable", "detail": "The database is unavailable; retry later."},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
-            response["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
-            return response
+            return database_unavailable(self.request, exc)
         return super().handle_exception(exc)
+
+
+def database_unavailable(request, exc: DatabaseError) -> Response:
+    """503 with Retry-After for a database error (down, or locked past its timeout): the caller
+    retries, where a 500 would say the request itself was wrong."""
+    logger.error("%s answered 503, database error: %s", request.path, exc, exc_info=exc)
+    # The credential may not have been read yet: blank the default places (no database to ask).
+    scrub_credentials(request._request, {DEFAULT_HEADER})
+    response = Response(
+        {"error": "unavailable", "detail": "The database is unavailable; retry later."},
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+    response["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
+    return response

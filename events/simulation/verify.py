@@ -47,14 +47,24 @@ def read_state_http(
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict:
     """The same, through `GET /api/actions/?ids=...` (staff session or a credential in its header),
-    asked again while the receiver says deliveries are still waiting to be applied, up to `timeout`."""
+    asked again while the receiver says deliveries are still waiting to be applied, or answers 503
+    (its database busy or restarting), up to `timeout`."""
     ids = list(action_ids)
     deadline = time.monotonic() + timeout
     while True:
-        state, waiting = _read_http(api_url, token, header, ids, timeout)
+        try:
+            state, waiting = _read_http(api_url, token, header, ids, timeout)
+        except Unavailable:
+            if time.monotonic() >= deadline:
+                raise
+            state, waiting = {}, 1
         if not waiting or time.monotonic() >= deadline:
             return state
         sleep(0.5)
+
+
+class Unavailable(RuntimeError):
+    """The receiver answered 503: ask again later."""
 
 
 def _read_http(api_url: str, token: str, header: str, ids: list[str], timeout: float) -> tuple[dict, int]:
@@ -69,7 +79,8 @@ def _read_http(api_url: str, token: str, header: str, ids: list[str], timeout: f
             response = conn.getresponse()
             body = response.read()
             if response.status != 200:
-                raise RuntimeError(f"{api_url} answered {response.status}: {body[:300]!r}")
+                error = Unavailable if response.status == 503 else RuntimeError
+                raise error(f"{api_url} answered {response.status}: {body[:300]!r}")
             answer = json.loads(body)
             waiting = max(waiting, answer.get("pending", 0))
             for item in answer["actions"]:

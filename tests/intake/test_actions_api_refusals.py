@@ -7,8 +7,10 @@ import logging
 
 import pytest
 import time_machine
+from django.db import OperationalError
 from django.utils import timezone
 
+from events.intake import actions_api
 from events.models import AllowedNetwork, RefusalCounter, RefusedAttempt
 
 API = "/api/actions/?ids=A1"
@@ -73,3 +75,15 @@ def test_a_credential_from_outside_the_allow_list_is_refused_403_and_recorded(cl
 def test_no_credential_and_no_session_is_401_like_any_anonymous_visit(client, credential):
     assert client.get(API).status_code == 401
     assert not RefusedAttempt.objects.exists()
+
+
+def test_a_database_error_answers_503_with_retry_after_not_500(client, credential, send, monkeypatch, settings):
+    settings.RETRY_AFTER_SECONDS = 7
+
+    def locked(*args, **kwargs):
+        raise OperationalError("database table is locked")
+
+    monkeypatch.setattr(actions_api, "action_state", locked)
+    send()  # A1, applied
+    response = client.get(API, headers={credential.header_name: credential.secret})
+    assert (response.status_code, response["Retry-After"], response.json()["error"]) == (503, "7", "unavailable")
