@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import unquote_to_bytes
 
-from django.http import HttpResponseBadRequest
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.template.loader import render_to_string
+
+logger = logging.getLogger(__name__)
 
 # Views that keep what they are sent as it came: the postback endpoint stores a NUL (escaped), and
 # reads its raw body itself.
@@ -38,3 +44,26 @@ class RejectNulMiddleware:
         if posted or "\x00" in request.path_info or _has_nul(request.META.get("QUERY_STRING", "")):
             return HttpResponseBadRequest("NUL bytes are not accepted here.\n", content_type="text/plain")
         return None
+
+
+class DatabaseUnavailableMiddleware:
+    """A page whose database is down, restarting or locked past its timeout answers 503 with
+    Retry-After: the request was fine and may be tried again, which a 500 would deny.
+
+    The page is rendered without the request's context: its context processors read the database.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        # Not DataError or IntegrityError: those say what was asked was wrong, a bug to see as a 500.
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.error("%s answered 503, database error: %s", request.path, exception, exc_info=exception)
+        response = HttpResponse(render_to_string("503.html"), status=503)
+        response["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
+        return response
