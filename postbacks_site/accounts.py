@@ -2,6 +2,10 @@
 
 - Wrong passwords are counted by django-axes (settings, "Logins"); `locked_out()` is the page a
   locked-out username+address gets on /accounts/login/ and /admin/login/: 429 with Retry-After.
+- A second factor (django-otp TOTP): the login forms ask for a one-time code. Anyone with a
+  confirmed device must give a valid one; with STAFF_REQUIRE_OTP, staff without a device cannot log
+  in. A missing or wrong code is answered exactly like a wrong password (so the answer does not
+  tell that the password was right) and is counted by django-axes like one.
 - Password reset sends a link by email. With the console, file, in-memory or dummy backend no email
   leaves the building (the console one would even print a working reset link into the logs), so the
   reset pages answer 404 and the login page does not offer them. Where mail is delivered, reset
@@ -16,12 +20,17 @@ import math
 from functools import wraps
 
 from axes.helpers import get_cool_off
+from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django_otp import devices_for_user
 
 from events.common.networks import client_address
 from events.models import RateWindow, parse_rate
@@ -64,8 +73,61 @@ def locked_out(request: HttpRequest, original_response=None, credentials=None) -
     return too_many(request, "registration/locked_out.html", seconds, context)
 
 
+def code_field() -> forms.CharField:
+    return forms.CharField(
+        label="One-time code",
+        required=False,
+        max_length=16,
+        strip=True,
+        help_text="From your authenticator app; leave empty if your account has none.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+
+def code_matches(device, token: str) -> bool:
+    """django-otp's own check, with its throttle of repeated wrong codes per device."""
+    allowed, _ = device.verify_is_allowed()
+    return allowed and device.verify_token(token)
+
+
+class SecondFactorMixin:
+    """After the password: the one-time code, when the user has a device or must have one."""
+
+    def confirm_second_factor(self) -> None:
+        user = self.get_user()
+        if user is None:  # a wrong password: refused already, and counted by axes
+            return
+        devices = list(devices_for_user(user, confirmed=True))
+        if not devices and not (settings.STAFF_REQUIRE_OTP and user.is_staff):
+            return
+        token = self.cleaned_data.get("otp_token") or ""
+        # Read by django-otp's user_logged_in handler, which marks the session as verified.
+        user.otp_device = next((device for device in devices if code_matches(device, token)), None) if token else None
+        if user.otp_device is None:
+            user_login_failed.send(
+                sender=type(self), credentials={"username": user.get_username()}, request=self.request
+            )
+            raise self.get_invalid_login_error()
+
+    def clean(self):
+        cleaned = super().clean()
+        self.confirm_second_factor()
+        return cleaned
+
+
+class LoginForm(SecondFactorMixin, AuthenticationForm):
+    otp_token = code_field()
+
+
+class AdminLoginForm(SecondFactorMixin, AdminAuthenticationForm):
+    otp_token = code_field()
+
+
 class LoginView(auth_views.LoginView):
-    """Django's login, offering the password reset link only where the reset pages are served."""
+    """Django's login with the one-time code, offering the password reset link only where the reset
+    pages are served."""
+
+    form_class = LoginForm
 
     def get_context_data(self, **kwargs):
         return {**super().get_context_data(**kwargs), "password_reset_available": password_reset_available()}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote_to_bytes
 
+from django.conf import settings
+from django.contrib.auth import logout
 from django.http import HttpResponseBadRequest
 
 # Views that keep what they are sent as it came: the postback endpoint stores a NUL (escaped), and
@@ -38,3 +40,21 @@ class RejectNulMiddleware:
         if posted or "\x00" in request.path_info or _has_nul(request.META.get("QUERY_STRING", "")):
             return HttpResponseBadRequest("NUL bytes are not accepted here.\n", content_type="text/plain")
         return None
+
+
+class StaffOTPMiddleware:
+    """With STAFF_REQUIRE_OTP, a staff session not verified by a one-time code is logged out.
+
+    The login forms already refuse staff without a code; this ends the sessions opened before the
+    setting was switched on (or by any other door), on their next request. After django-otp's
+    OTPMiddleware, which sets `request.user.is_verified`.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if settings.STAFF_REQUIRE_OTP and user.is_authenticated and user.is_staff and not user.is_verified():
+            logout(request)
+        return self.get_response(request)

@@ -123,6 +123,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "csp",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "events",
     "dashboard",
 ]
@@ -139,6 +141,10 @@ MIDDLEWARE = [
     "postbacks_site.middleware.RejectNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): logged in with a one-time code (django-otp); with
+    # STAFF_REQUIRE_OTP, a staff session without one is ended on its next request.
+    "django_otp.middleware.OTPMiddleware",
+    "postbacks_site.middleware.StaffOTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into the lockout page.
@@ -374,6 +380,13 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "events.common.networks.client_address"
 # The styled lockout page, 429 with Retry-After (postbacks_site.accounts.locked_out).
 AXES_LOCKOUT_CALLABLE = "postbacks_site.accounts.locked_out"
+# Second factor (django-otp TOTP): anyone with a confirmed TOTP device gives its code at login.
+# true: staff accounts without a device cannot log in, and staff sessions opened without a code end.
+STAFF_REQUIRE_OTP = _bool("STAFF_REQUIRE_OTP", False)
+# Admin never shows a device's secret again (not even to view-only staff): `manage.py
+# add_totp_device` prints it once, for the authenticator app.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="impact.com postbacks")
 # Password reset by email (/accounts/password_reset/): served only when EMAIL_URL delivers mail
 # (not the console, file, in-memory or dummy backend); requests per client address and per email
 # address before 429 (N/s, N/m, N/h, N/d).

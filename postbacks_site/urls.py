@@ -36,6 +36,10 @@ account_urls = [
     ),
 ]
 
+# The admin's login asks for the one-time code too, and says nothing more than a wrong password would.
+admin.site.login_form = accounts.AdminLoginForm
+admin.site.login_template = "admin/login_with_code.html"
+
 urlpatterns = [
     path("postbacks/impact/", ImpactPostbackView.as_view(), name="impact-postback"),
     path("api/actions/", ActionStateView.as_view(), name="api-actions"),
