@@ -1,4 +1,4 @@
-"""Logins and password reset: the lockout page, and password reset only where mail is delivered.
+"""Logins: the lockout page, the second factor, and password reset only where mail is delivered.
 
 - Wrong passwords are counted by django-axes (settings, "Logins"); `locked_out()` is the page a
   locked-out username+address gets on /accounts/login/ and /admin/login/: 429 with Retry-After.
