@@ -6,6 +6,7 @@ import logging
 from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
+from django.contrib.auth import logout
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.template.loader import render_to_string
@@ -67,3 +68,21 @@ class DatabaseUnavailableMiddleware:
         response = HttpResponse(render_to_string("503.html"), status=503)
         response["Retry-After"] = str(settings.RETRY_AFTER_SECONDS)
         return response
+
+
+class StaffOTPMiddleware:
+    """With STAFF_REQUIRE_OTP, a staff session not verified by a one-time code is logged out.
+
+    The login forms already refuse staff without a code; this ends the sessions opened before the
+    setting was switched on (or by any other door), on their next request. After django-otp's
+    OTPMiddleware, which sets `request.user.is_verified`.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if settings.STAFF_REQUIRE_OTP and user.is_authenticated and user.is_staff and not user.is_verified():
+            logout(request)
+        return self.get_response(request)

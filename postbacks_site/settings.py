@@ -11,6 +11,7 @@ import ipaddress
 import re
 import secrets
 import zoneinfo
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -121,6 +122,9 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "csp",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "events",
     "dashboard",
 ]
@@ -138,8 +142,14 @@ MIDDLEWARE = [
     "postbacks_site.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): logged in with a one-time code (django-otp); with
+    # STAFF_REQUIRE_OTP, a staff session without one is ended on its next request.
+    "django_otp.middleware.OTPMiddleware",
+    "postbacks_site.middleware.StaffOTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "postbacks_site.urls"
@@ -195,6 +205,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes first: a locked-out user+address is refused before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -347,8 +362,40 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # axes.apps announces its configuration at every start, management commands included.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "axes.apps": {"level": "WARNING"}},
 }
+
+# --- Logins (README, "Security"): django-axes on /accounts/login/ and /admin/login/ ----------------
+# Wrong passwords allowed for one username from one client address before that pair is locked out.
+LOGIN_FAILURE_LIMIT = _int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+# Minutes a locked-out username+address waits (each try while locked starts the wait again).
+LOGIN_COOLOFF_MINUTES = _int("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+# Per username and address together: one address guessing one user is stopped, while that user
+# can still log in from elsewhere (so nobody can lock a colleague out from their own desk).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The address the rest of the site uses: X-Forwarded-For only from TRUSTED_PROXIES.
+AXES_CLIENT_IP_CALLABLE = "events.common.networks.client_address"
+# The styled lockout page, 429 with Retry-After (postbacks_site.accounts.locked_out).
+AXES_LOCKOUT_CALLABLE = "postbacks_site.accounts.locked_out"
+# Second factor (django-otp TOTP): anyone with a confirmed TOTP device gives its code at login.
+# true: staff accounts without a device cannot log in, and staff sessions opened without a code end.
+STAFF_REQUIRE_OTP = _bool("STAFF_REQUIRE_OTP", False)
+# Admin never shows a device's secret again (not even to view-only staff): `manage.py
+# add_totp_device` prints it once, for the authenticator app.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="impact.com postbacks")
+# Password reset by email (/accounts/password_reset/): served only when EMAIL_URL delivers mail
+# (not the console, file, in-memory or dummy backend); requests per client address and per email
+# address before 429 (N/s, N/m, N/h, N/d).
+PASSWORD_RESET_THROTTLE_RATE = env.str("PASSWORD_RESET_THROTTLE_RATE", default="5/h").strip()
+if not re.fullmatch(r"[1-9][0-9]{0,8}/[smhd]\w*", PASSWORD_RESET_THROTTLE_RATE):
+    raise ImproperlyConfigured("PASSWORD_RESET_THROTTLE_RATE must look like 5/h (per s, m, h or d)")
+# Tests only (not read from the environment): treat Django's in-memory test backend as delivering.
+PASSWORD_RESET_ANY_EMAIL_BACKEND = False
 
 # --- Hardening (the refusal throttle, the allow-list's proxies, /metrics) --------------------
 # Django's cache. Nothing on the request path needs it shared: the throttles count in the

@@ -100,6 +100,10 @@ def test_debug_is_off_unless_set():
         ("IMPACT_API_BASE_URL", "http://api.impact.com", "IMPACT_API_BASE_URL must be an https:// URL"),
         ("ENCRYPTION_KEY", "not-a-fernet-key", "ENCRYPTION_KEY must be Fernet keys"),
         ("CREDENTIAL_HASH_KEY", "short", "CREDENTIAL_HASH_KEY must be at least 32 characters"),
+        ("LOGIN_FAILURE_LIMIT", "0", "LOGIN_FAILURE_LIMIT must be at least 1"),
+        ("LOGIN_COOLOFF_MINUTES", "soon", "LOGIN_COOLOFF_MINUTES must be an integer"),
+        ("STAFF_REQUIRE_OTP", "maybe", "STAFF_REQUIRE_OTP must be true or false"),
+        ("PASSWORD_RESET_THROTTLE_RATE", "lots", "PASSWORD_RESET_THROTTLE_RATE must look like 5/h"),
     ],
 )
 def test_a_bad_variable_refuses_to_start_naming_it(name, value, message):
@@ -289,3 +293,13 @@ def test_the_access_log_never_holds_the_token_parameter(gunicorn_on_sqlite):
         time.sleep(0.05)
     assert '"GET /postbacks/impact/ HTTP/1.1" 200' in text
     assert server.secret not in text and "token" not in text
+
+
+def test_the_login_lockout_reads_its_limit_and_cool_off_from_the_environment():
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.AXES_FAILURE_LIMIT, settings.AXES_COOLOFF_TIME)",
+        env={"LOGIN_FAILURE_LIMIT": "3", "LOGIN_COOLOFF_MINUTES": "90"},
+    )
+    assert result.stdout.splitlines()[-1] == "3 1:30:00", result.stderr
