@@ -3,7 +3,8 @@
 Order: a message is due only when no earlier message of the same action is still pending for its
 endpoint, so per (endpoint, action) the next change is sent after the previous one was
 acknowledged (2xx) or given up; different actions go in parallel. Claiming takes the due rows with
-`select_for_update(skip_locked=True)` and marks them claimed for a lease, in a short transaction;
+`select_for_update(skip_locked=True)` and marks them claimed for a lease (long enough for the batch
+and the one ahead of it even if every call times out), in a short transaction;
 the HTTP calls happen outside it, on a few threads, and the results are written in one more
 transaction. Several dispatchers never send the same attempt twice; one that dies mid-send leaves
 its claims to expire, and the message is sent again with the same `webhook-id`.
@@ -17,6 +18,7 @@ but failures for 5 days is disabled, with an alert.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 from collections import deque
@@ -62,8 +64,12 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     return base * (1 + (rng or random).uniform(0, JITTER))
 
 
-def lease() -> timedelta:
-    return timedelta(seconds=settings.FORWARD_TIMEOUT_SECONDS + 30)
+def lease(size: int = 1) -> timedelta:
+    """How long a claim of `size` messages holds: long enough for them and the batch ahead of them
+    on the sending threads even if every call waits its full timeout, so that no other dispatcher
+    takes over a message still queued or on the wire here."""
+    rounds = math.ceil(2 * size / settings.FORWARD_CONCURRENCY)
+    return timedelta(seconds=settings.FORWARD_TIMEOUT_SECONDS * rounds + 30)
 
 
 def due(now: datetime):
@@ -87,7 +93,7 @@ def claim(now: datetime, size: int = CLAIM_SIZE) -> list[Message]:
             rows = rows.select_for_update(skip_locked=True, of=("self",))
         messages = list(rows.select_related("endpoint")[:size])
         if messages:
-            Message.objects.filter(pk__in=[m.pk for m in messages]).update(claimed_until=now + lease())
+            Message.objects.filter(pk__in=[m.pk for m in messages]).update(claimed_until=now + lease(len(messages)))
     return messages
 
 

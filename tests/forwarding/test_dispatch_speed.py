@@ -4,11 +4,13 @@ name's check remembered a few seconds, and overlapping batches that still keep e
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from events.forwarding import dispatch_all, targets
+from events.forwarding.dispatch import claim
 from events.forwarding.targets import TargetRefused, resolve
 from events.models import Attempt, Message
 
@@ -86,3 +88,14 @@ def test_a_names_check_is_remembered_briefly_then_made_again(monkeypatch):
     with pytest.raises(TargetRefused, match="non-public address"):
         resolve("https://hooks.example.com/h", allow_private=False)
     assert len(lookups) == 2
+
+
+def test_a_claim_holds_while_its_batch_and_the_one_ahead_could_all_time_out(send, endpoint, settings):
+    settings.FORWARD_CONCURRENCY, settings.FORWARD_TIMEOUT_SECONDS = 2, 10
+    for n in range(20):
+        send(action_id=f"A{n}")
+    now = timezone.now()
+    claimed = claim(now, size=20)
+    # Two batches of 20 on 2 threads, each call waiting 10 s: 200 s before the last one is done.
+    assert len(claimed) == 20
+    assert Message.objects.filter(claimed_until__gte=now + timedelta(seconds=200)).count() == 20
