@@ -12,6 +12,8 @@ REPLAY = ("events.replay_delivery",)
 ACKNOWLEDGE = ("events.acknowledge_delayalert",)  # and resolve
 SEND_TEST_POSTBACK = ("events.add_credential",)  # it creates a short-lived credential
 REMOVE_TEST_ACTION = ("events.delete_action", "events.delete_delivery")
+REPLAY_MESSAGE = ("events.replay_message",)  # one forwarded message, or every failed one since a time
+SEND_TEST_MESSAGE = ("events.send_test_message",)
 
 
 def staff_required(view):

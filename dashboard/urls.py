@@ -3,7 +3,7 @@
 from django.urls import path, register_converter
 from django.urls.converters import PathConverter
 
-from .views import actions, alerts, brands, deliveries, overview, setup
+from .views import actions, alerts, brands, deliveries, forwarding, overview, setup
 
 
 class AnyTextConverter(PathConverter):
@@ -30,4 +30,10 @@ urlpatterns = [
     path("alerts/<int:pk>/evidence.csv", alerts.alert_csv, name="alert-csv"),
     path("alerts/<int:pk>/acknowledge", alerts.alert_acknowledge, name="alert-acknowledge"),
     path("alerts/<int:pk>/resolve", alerts.alert_resolve, name="alert-resolve"),
+    path("forwarding/", forwarding.endpoints, name="forwarding"),
+    path("forwarding/<int:pk>/", forwarding.endpoint_detail, name="forwarding-endpoint"),
+    path("forwarding/<int:pk>/messages/", forwarding.endpoint_messages, name="forwarding-messages"),
+    path("forwarding/<int:pk>/test", forwarding.endpoint_test, name="forwarding-test"),
+    path("forwarding/<int:pk>/replay-failed", forwarding.endpoint_replay_failed, name="forwarding-replay-failed"),
+    path("forwarding/<int:pk>/messages/<int:message_pk>/replay", forwarding.message_replay, name="forwarding-replay"),
 ]

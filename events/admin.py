@@ -320,11 +320,14 @@ class MessageAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Send again (same webhook-id)")
+    @admin.action(description="Send again (same webhook-id)", permissions=["replay"])
     def replay(self, request, queryset):
         for message in queryset:
             replay_message(message)
         self.message_user(request, f"{queryset.count()} messages will be sent again.")
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("events.replay_message")
 
 
 @admin.register(Attempt)

@@ -138,6 +138,8 @@ OPERATOR_PERMISSIONS = (
     "events.add_credential",
     "events.delete_action",
     "events.delete_delivery",
+    "events.replay_message",
+    "events.send_test_message",
 )
 
 

@@ -8,7 +8,7 @@ own endpoints (Standard Webhooks).
   replays and test messages.
 """
 
-from .dispatch import dispatch_due, replay_failed, replay_message, send_test
+from .dispatch import dispatch_all, dispatch_due, replay_failed, replay_message, send_test
 from .outbox import write_messages
 
-__all__ = ["dispatch_due", "replay_failed", "replay_message", "send_test", "write_messages"]
+__all__ = ["dispatch_all", "dispatch_due", "replay_failed", "replay_message", "send_test", "write_messages"]

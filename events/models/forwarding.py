@@ -52,6 +52,7 @@ class Endpoint(models.Model):
 
     class Meta:
         ordering = ["id"]
+        permissions = [("send_test_message", "Can send a test message to a forwarding endpoint")]
 
     def __str__(self) -> str:
         return self.description or self.url
@@ -132,7 +133,12 @@ class Message(models.Model):
             # message_action_head (with this index on status it was planned as a scan of every pending
             # message per candidate before the table had statistics).
             models.Index(fields=["endpoint", "-created_at"], name="message_endpoint_created"),
+            # Endpoint pages: the failed count, the failed messages newest first, replaying them since a time.
+            models.Index(
+                fields=["endpoint", "-created_at"], condition=models.Q(status="failed"), name="message_failed"
+            ),
         ]
+        permissions = [("replay_message", "Can send forwarded messages again (dashboard and admin)")]
 
     def __str__(self) -> str:
         return f"{self.msg_id} {self.type}"

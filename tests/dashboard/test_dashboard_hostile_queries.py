@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from dashboard import urls as dashboard_urls
 from dashboard.filters import DeliveryFilter, RefusedFilter, TimelineFilter
-from events.models import Action, Brand, DelayAlert, Delivery
+from events.models import Action, Attempt, Brand, DelayAlert, Delivery, Endpoint, Message
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGING = ["before", "after"]
@@ -34,8 +34,12 @@ PARAMETERS = {
     "alert-detail": [],
     "alert-csv": [],
     "api-actions": ["ids"],
+    "forwarding": [],
+    "forwarding-endpoint": [*PAGING],
+    "forwarding-messages": ["status", *PAGING],
 }
 POSTS = {"replay", "setup-test-postback", "setup-test-postback-remove", "alert-acknowledge", "alert-resolve"}
+POSTS |= {"forwarding-test", "forwarding-replay", "forwarding-replay-failed"}
 
 
 def cursor(text: str) -> str:
@@ -83,12 +87,14 @@ REPORTED = {
     "alerts": [{"brand": "²"}],
     "setup": [{"delivery": "²"}],
     "api-actions": [{"ids": "\x00"}],
+    "forwarding-messages": [{"status": "failed", "before": cursor("9999-12-31T23:59:59.999999+00:00|1")}],
 }
 
 
-def page_path(name: str, brand, action, alert) -> str:
+def page_path(name: str, brand, action, alert, endpoint) -> str:
     kwargs = {"brand": {"campaign_id": brand.campaign_id}, "action": {"action_id": action.action_id}}
     kwargs |= {"alert-detail": {"pk": alert.pk}, "alert-csv": {"pk": alert.pk}}
+    kwargs |= {"forwarding-endpoint": {"pk": endpoint.pk}, "forwarding-messages": {"pk": endpoint.pk}}
     return reverse(name, kwargs=kwargs.get(name))
 
 
@@ -111,7 +117,10 @@ def world(make_history):
         opened_at=action.first_received_at,
         last_item_at=action.first_received_at,
     )
-    return brand, action, alert
+    endpoint = Endpoint.objects.create(url="https://hooks.example.com/h", description="fuzzed")
+    message = Message.objects.create(endpoint=endpoint, msg_id="msg_1", type="test", body="{}", status="failed")
+    Attempt.objects.create(message=message, endpoint=endpoint, status_code=500, latency_ms=3, response="busy")
+    return brand, action, alert, endpoint
 
 
 def test_every_query_parameter_a_view_reads_is_fuzzed():
@@ -192,14 +201,17 @@ def test_a_custom_period_at_the_end_of_the_calendar_falls_back_with_a_message(st
 
 @pytest.mark.parametrize(
     "path",
-    ["/brands/?q=%00", "/brands/1001/?q=%00", "/actions/%00/", "/brands/%00/", "/api/actions/?ids=%00", "/?period=%00"],
+    [
+        *["/brands/?q=%00", "/brands/1001/?q=%00", "/actions/%00/", "/brands/%00/", "/api/actions/?ids=%00"],
+        *["/?period=%00", "/forwarding/1/messages/?status=%00"],
+    ],
 )
 def test_a_nul_byte_anywhere_but_a_postback_is_a_400(staff_client, world, path):
     assert answer(staff_client, path).status_code == 400
 
 
 def test_a_nul_byte_in_a_form_body_is_a_400_before_anything_stores_it(staff_client, world):
-    _, _, alert = world
+    _, _, alert, _ = world
     response = staff_client.post(f"/alerts/{alert.pk}/acknowledge", {"note": "on it\x00"})
     assert response.status_code == 400
     alert.refresh_from_db()
@@ -240,3 +252,28 @@ def test_a_page_link_off_the_end_of_time_or_ids_shows_the_newest_page(staff_clie
         response = answer(staff_client, path, {"before": token})
         assert response.status_code == 200
         assert "That page link is not valid any more" in response.content.decode()
+
+
+def test_a_page_link_off_the_end_of_time_on_the_forwarding_pages_shows_the_newest_page(staff_client, world):
+    endpoint = world[3]
+    for token in [cursor("9999-12-31T23:59:59.999999-05:00|1"), cursor("0001-01-01T00:00:00+05:00|1")]:
+        for name in ["forwarding-endpoint", "forwarding-messages"]:
+            response = answer(staff_client, page_path(name, *world), {"after": token})
+            assert response.status_code == 200, (name, token)
+            assert "That page link is not valid any more" in response.content.decode()
+            assert len(response.context["page"].rows) == 1
+    assert endpoint.messages.get().status == "failed"
+
+
+def test_any_text_as_the_time_to_replay_failed_messages_from_is_a_redirect_or_a_400(staff_client, world):
+    path = reverse("forwarding-replay-failed", kwargs={"pk": world[3].pk})
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(since=st.one_of(st.text(max_size=30), st.sampled_from(EDGES), st.datetimes().map(lambda d: d.isoformat())))
+    @example(since="9999-12-31T23:59")
+    @example(since="0001-01-01T00:00")
+    def check(since):
+        response = staff_client.post(path, {"since": since})
+        assert response.status_code in (302, 400), (since, response.status_code)
+
+    check()

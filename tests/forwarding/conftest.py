@@ -4,7 +4,9 @@ duplicates and checks that each action's changes arrive in order."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +29,7 @@ class Receiver:
         self.bad_signatures = 0
         self.out_of_order: list[str] = []
         self.release = threading.Event()
+        self.sockets: list = []  # every connection the receiver accepted
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,6 +37,11 @@ class Receiver:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with receiver.lock:
+                    receiver.sockets.append(self.connection)
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -99,6 +107,12 @@ class Receiver:
         request.send_header("Content-Length", str(len(content)))
         request.end_headers()
         request.wfile.write(content)
+
+    def hang_up(self) -> None:
+        """Close every connection from the receiver's side, as a server does with idle ones."""
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self):
         self.release.set()

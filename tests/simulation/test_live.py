@@ -17,9 +17,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
 
-from events import impact, lifecycle
+from events import forwarding, impact, lifecycle
+from events.forwarding import outbox
 from events.intake import endpoint, store
-from events.models import Action, ActionEvent, DelayAlert, Delivery, Outcome, RefusedAttempt
+from events.models import Action, ActionEvent, DelayAlert, Delivery, Endpoint, Outcome, RefusedAttempt
 from events.processing import process_pending
 from events.simulation.sender import Sender, Target
 from events.simulation.world import SCENARIOS, generate_world
@@ -257,3 +258,51 @@ def test_earlier_expired_simulator_credentials_are_switched_off(simulate, settin
     old.refresh_from_db()
     assert not old.active
     assert Credential.objects.filter(label="demo simulator", active=True).count() == 1
+
+
+def test_the_forwarded_stream_verifies_signed_once_and_in_order(simulate, settings):
+    settings.FORWARD_ALLOW_PRIVATE_TARGETS = True
+    output = simulate(scenario="chaos", actions=60, seed=12, verify=True, verify_forwarding=True)
+    assert "Verify (orm, 60 actions): lost: 0, wrong: 0, duplicated: 0" in output
+    assert "Verify forwarding (60 actions): lost: 0, wrong: 0, duplicated: 0" in output
+    endpoint = Endpoint.objects.get()
+    assert not endpoint.active  # the run's endpoint takes nothing more
+    assert endpoint.messages.filter(status="delivered").count() == ActionEvent.objects.filter(applied=True).count()
+
+
+def test_a_forwarded_stream_missing_a_change_fails_its_verification(simulate, settings, monkeypatch):
+    settings.FORWARD_ALLOW_PRIVATE_TARGETS = True
+    real_write = outbox.write_messages
+    dropped = []
+
+    def write_all_but_one(results, now=None):
+        if not dropped and any(outbox.is_change(r) for r in results):
+            dropped.append(next(r for r in results if outbox.is_change(r)))
+            results = [r for r in results if r is not dropped[0]]
+        return real_write(results, now)
+
+    monkeypatch.setattr(forwarding, "write_messages", write_all_but_one)
+    with pytest.raises(CommandError, match="forwarding verification failed: lost: 1, ") as failure:
+        simulate(scenario="chaos", actions=30, seed=13, verify=True, verify_forwarding=True)
+    assert "Verify (orm, 30 actions): lost: 0, wrong: 0, duplicated: 0" in failure.value.output
+    assert "was not forwarded" in failure.value.output
+
+
+def test_a_forwarded_change_sent_twice_under_new_webhook_ids_is_reported_duplicated(simulate, settings, monkeypatch):
+    settings.FORWARD_ALLOW_PRIVATE_TARGETS = True
+    real_write = outbox.write_messages
+
+    def write_twice(results, now=None):
+        return real_write(results, now) + real_write(results, now)
+
+    monkeypatch.setattr(forwarding, "write_messages", write_twice)
+    with pytest.raises(CommandError, match=r"forwarding verification failed: .*duplicated: [1-9]") as failure:
+        simulate(scenario="chaos", actions=20, seed=14, verify=True, verify_forwarding=True)
+    assert "arrived under two webhook-ids" in failure.value.output
+
+
+def test_forwarding_verification_needs_private_targets_allowed(simulate, settings):
+    settings.FORWARD_ALLOW_PRIVATE_TARGETS = False
+    with pytest.raises(CommandError, match="FORWARD_ALLOW_PRIVATE_TARGETS=true"):
+        simulate(scenario="chaos", actions=5, seed=1, verify_forwarding=True)
+    assert not Endpoint.objects.exists()

@@ -35,9 +35,11 @@ PUBLIC = {
 }
 LOGIN_PAGES = {"overview", "brands", "brand", "action", "deliveries", "refused", "alerts", "alert-detail", "alert-csv"}
 LOGIN_PAGES |= {"password_change", "password_change_done"}
-STAFF_PAGES = {"setup"}
+STAFF_PAGES = {"setup", "forwarding", "forwarding-endpoint", "forwarding-messages"}
 STAFF_POSTS = {"replay", "setup-test-postback", "setup-test-postback-remove", "alert-acknowledge", "alert-resolve"}
+STAFF_POSTS |= {"forwarding-test", "forwarding-replay", "forwarding-replay-failed"}
 EXAMPLE = {"pk": "1", "campaign_id": "1001", "action_id": "A1", "uidb64": "MQ", "token": "set-password"}
+EXAMPLE |= {"message_pk": "1"}
 
 
 def _walk(patterns, prefix="", namespace=""):

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
-from events.forwarding import dispatch_due
+from events.forwarding import dispatch_all
 from events.forwarding.dispatch import due
 from events.management.worker import WorkerCommand
 
@@ -33,21 +33,15 @@ class Command(WorkerCommand):
             self._drain()
             return
         logger.info("dispatcher started: looking for due messages every %s s", POLL_SECONDS)
-        self.run_loop(lambda: dispatch_due() > 0, POLL_SECONDS)
+        self.run_loop(lambda: dispatch_all(stop=self.stop) > 0, POLL_SECONDS)
         logger.info("dispatcher stopped")
 
     def _drain(self) -> None:
         """Rounds until nothing is due: a message whose predecessor was just acknowledged is due at
         once; one that failed waits for its retry time, so each message gets one attempt here."""
-        total = 0
-        started = timezone.now()
-        while not self.stop.is_set():
-            try:
-                sent = dispatch_due(started)
-            except DatabaseError as exc:
-                raise CommandError(f"database error: {exc}") from exc
-            if sent == 0:
-                break
-            total += sent
+        try:
+            total = dispatch_all(timezone.now(), stop=self.stop)
+        except DatabaseError as exc:
+            raise CommandError(f"database error: {exc}") from exc
         left = due(timezone.now()).count()
         self.stdout.write(f"Sent {total} messages; {left} due still.")

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from events.management.arguments import positive_int
 from events.models import DEFAULT_HEADER, Credential
+from events.simulation import forwarded
 from events.simulation import world as simulator
 from events.simulation.demo import backdate
 from events.simulation.sender import Sender, Target, wait_for_server
@@ -112,6 +113,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--api-url", help="Read-only actions API (default: /api/actions/ on the --url host).")
         parser.add_argument(
+            "--verify-forwarding",
+            action="store_true",
+            help="Also verify the forwarded stream: a local receiver, registered as a forwarding endpoint for the "
+            "run (needs FORWARD_ALLOW_PRIVATE_TARGETS=true and this instance), checks signatures, dedupes on "
+            "webhook-id and checks each action's order; then lost / wrong / duplicated against the truth.",
+        )
+        parser.add_argument(
             "--backdate",
             action=argparse.BooleanOptionalAction,
             default=None,
@@ -121,6 +129,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        receiver = self._start_forwarding(options) if options["verify_forwarding"] else None
+        try:
+            self._run(receiver, options)
+        finally:
+            if receiver is not None:
+                receiver.close()
+                forwarded.deactivate(receiver.endpoint)
+
+    def _run(self, receiver, options):
         scenario = simulator.SCENARIOS[options["scenario"]]
         if options["pause"] is not None:
             scenario = simulator.Scenario(**{**scenario.__dict__, "pause": max(0.0, options["pause"])})
@@ -163,6 +180,8 @@ class Command(BaseCommand):
             raise CommandError("Interrupted: not every postback was sent, nothing verified.")
         if options["verify"]:
             self._verify(world, via, options, url, token)
+        if receiver is not None:
+            self._verify_forwarding(world, receiver, options["timeout"])
         if backdating:
             moved, judged = backdate(world, plan)
             self.stdout.write(
@@ -248,6 +267,30 @@ class Command(BaseCommand):
             f"Created credential {credential.pk} '{SIMULATOR_CREDENTIAL_LABEL}' (expires {expires:%Y-%m-%d %H:%M} UTC)."
         )
         return secret
+
+    def _start_forwarding(self, options) -> forwarded.ForwardReceiver:
+        """The run's own receiver of forwarded messages, registered before any postback is applied."""
+        endpoint = settings.PUBLIC_URL + reverse("impact-postback")
+        if self._verify_via(options["verify_via"], options["url"] or endpoint, endpoint) != "orm":
+            raise CommandError("--verify-forwarding needs the receiver to be this instance (its database).")
+        if not settings.FORWARD_ALLOW_PRIVATE_TARGETS:
+            raise CommandError("--verify-forwarding needs FORWARD_ALLOW_PRIVATE_TARGETS=true (its receiver is local).")
+        receiver = forwarded.ForwardReceiver()
+        receiver.start()
+        forwarded.register(receiver)
+        self.stdout.write(f"Forwarding to {receiver.url} (endpoint {receiver.endpoint.pk}, for this run).")
+        return receiver
+
+    def _verify_forwarding(self, world, receiver, timeout: float) -> None:
+        expected = simulator.truth(world)
+        read_state_orm(expected)  # every stored postback applied: its messages written
+        left = forwarded.forward_everything(receiver.endpoint, timeout=max(timeout, 10.0))
+        report = forwarded.compare_forwarded(expected, receiver, still_pending=left)
+        self.stdout.write(f"Verify forwarding ({len(expected)} actions): {report.line()}")
+        for line in report.differences[:MAX_DIFFERENCES_SHOWN]:
+            self.stdout.write(f"  {line}")
+        if not report.ok:
+            raise CommandError(f"forwarding verification failed: {report.line()}")
 
     @staticmethod
     def _verify_via(choice: str, url: str, endpoint: str) -> str:
