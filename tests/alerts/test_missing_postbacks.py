@@ -4,29 +4,14 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from delay_helpers import MIN, T0, iso, send_at, tracked
+from delay_helpers import MIN, T0, iso, reconcile_at, send_at, tracked
 from django.core.management import call_command
-from fake_impact import SID, TOKEN, FakeImpact, action_record, update_record
+from fake_impact import action_record, update_record
 
-from events.alerts import reconcile, watcher
+from events.alerts import watcher
 from events.models import Action, ActionEvent, ApiChange, DelayAlert, ImpactAccount
 
 T = T0 + timedelta(days=1)
-
-
-@pytest.fixture
-def impact(settings, db):
-    with FakeImpact() as fake:
-        settings.IMPACT_API_BASE_URL = fake.base_url
-        settings.IMPACT_API_ALLOW_HTTP = True
-        fake.account = ImpactAccount.objects.create(account_sid=SID, auth_token=TOKEN)
-        yield fake
-
-
-def reconcile_at(impact, moment):
-    with time_machine.travel(moment, tick=False):
-        account = ImpactAccount.objects.get(pk=impact.account.pk)
-        return reconcile.reconcile(account, reconcile.client_for(account, sleep=lambda s: None))
 
 
 @pytest.fixture
