@@ -46,9 +46,14 @@ class Receipt:
 
 def api_values(change: ApiChange) -> dict:
     """The values the API record carries (its State, amounts and deltas), named as a postback's."""
-    values = {"status": change.state}
+    return record_values(change.payload, change.state)
+
+
+def record_values(record: dict, state: str) -> dict:
+    """An API record's state and money (unreadable amounts: None), named as a postback's values."""
+    values: dict = {"status": state}
     for name, key in API_MONEY.items():
-        text = str(change.payload.get(key) or "").strip()
+        text = str(record.get(key) or "").strip()
         try:
             values[name] = impact.parse_money(text) if text else None
         except impact.InvalidPayload:

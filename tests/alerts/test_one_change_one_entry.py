@@ -7,7 +7,9 @@ speaking impact.com's API."""
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -15,8 +17,9 @@ from delay_helpers import MIN, T0, iso, reconcile_at, send_at, tracked
 from django.core.management import call_command
 from fake_impact import action_record, update_record
 
-from events.models import Action, ActionEvent, ApiChange, DelayAlert, Delivery
+from events.models import Action, ActionEvent, ApiChange, DelayAlert, Delivery, Endpoint, Message
 from events.processing import process_pending, replay
+from events.reporting import rollups
 
 T = T0 + timedelta(days=1)
 # A1's approval as its postback says it, without an update time (most templates have none).
@@ -101,6 +104,30 @@ def test_the_joining_postback_and_its_retry_in_one_batch_end_as_one_by_one(backf
     assert history("A1") == [("tracked", "postback", 60), ("modified", "postback", 85 * 60)]
 
 
+def test_the_joined_change_is_forwarded_once_when_its_postback_comes(backfilled, send):
+    """The backfill forwards nothing (no postback came); the postback that joins forwards the change."""
+    Endpoint.objects.create(url="https://example.com/all")
+    send_at(send, T + 90 * MIN, **APPROVAL)
+    with time_machine.travel(T + 95 * MIN, tick=False):
+        send(**APPROVAL)  # impact.com's retry
+    messages = [(m.seq, json.loads(m.body)) for m in Message.objects.all()]
+    assert [(seq, body["type"], body["data"]["action"]["amount"]) for seq, body in messages] == [
+        (2, "action.modified", "80.000000")
+    ]
+
+
+def test_the_joined_entry_leaves_the_backfill_day_in_an_overview_already_counted(backfilled, send):
+    day = (datetime(2026, 11, 21, tzinfo=UTC), datetime(2026, 11, 22, tzinfo=UTC))  # T + 70 min is in it
+    later = T + 3 * 24 * 60 * MIN
+
+    def entries_that_day() -> int:
+        return sum(row["events"] for row in rollups.figures(*day, "day", ZoneInfo("UTC"), now=later).rows)
+
+    assert entries_that_day() == 2  # counted, and kept as the day's rollup
+    tracked(send, "A9", T, later)
+    assert entries_that_day() == 1
+
+
 def test_a_postback_of_another_change_is_an_entry_of_its_own(backfilled, send):
     """Its values are not the backfilled change's: a change the API has not listed yet."""
     send_at(send, T + 90 * MIN, **{**APPROVAL, "Amount": "60.00", "Payout": "6.00"})
@@ -130,6 +157,19 @@ def test_postbacks_received_before_the_changes_were_read_leave_nothing_to_backfi
     assert history("A9") == [("tracked", "postback", 40 * 60)]
     assert history("A1") == [("tracked", "postback", 60), ("modified", "postback", None)]
     assert not ActionEvent.objects.filter(source="api").exists()
+
+
+def test_the_actions_record_and_the_update_creating_the_action_are_one_tracking(impact, send):
+    """Both listings name A9's creation (the update a few seconds after CreationDate): one change, one
+    entry once backfilled, and its postback joins it."""
+    impact.actions.append(action_record("A9", T))
+    creating = update_record("A9", T + timedelta(seconds=3), state="PENDING", amount="100.00", payout="10.00")
+    impact.updates.append({**creating, "DeltaAmount": "100.00", "DeltaPayout": "10.00"})
+    backfill_at(T + 70 * MIN)
+    assert list(ApiChange.objects.values_list("kind", "changed_at")) == [("tracked", T)]
+    assert history("A9") == [("tracked", "api", None)]
+    tracked(send, "A9", T, T + 80 * MIN)
+    assert history("A9") == [("tracked", "postback", 80 * 60)]
 
 
 # --- Two changes of one kind on one action, postbacks without an update time ---------------------------
