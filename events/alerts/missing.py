@@ -18,7 +18,7 @@ from events import impact
 from events.common.times import format_moment
 from events.impact import Lifecycle, promises
 from events.lifecycle import apply, rules
-from events.models import ActionEvent, AlertItem, AlertKind, ApiChange, Brand, DelayAlert, EventSource
+from events.models import Action, ActionEvent, AlertItem, AlertKind, ApiChange, Brand, DelayAlert, EventSource
 
 from .state import Windows, active_alerts, recount, resolve_if_answered
 
@@ -232,6 +232,10 @@ def backfill(now: datetime | None = None, limit: int = 10_000) -> int:
     matched = match_stored_changes(waiting)
     for change in [c for c in waiting if c.pk not in matched]:
         with transaction.atomic():
+            # A processor answers changes under the action's lock: a postback applied meanwhile wins.
+            list(Action.objects.select_for_update().filter(action_id=change.action_id))
+            if ApiChange.objects.filter(pk=change.pk, postback_event__isnull=False).exists():
+                continue
             result = apply(postback_from_change(change), received_at=now, source=EventSource.API)
             # Not a postback: its "delay" would only say when we asked the API.
             ActionEvent.objects.filter(pk=result.event.pk).update(delay_seconds=None)

@@ -9,7 +9,9 @@ of one.
 
 A postback that reports a change already recorded from impact.com's API (an entry backfilled
 because its postback had not come) joins that entry instead of writing a second one: the entry
-takes the postback's fingerprint, delivery, receipt and real delay (`rules.reported_change`).
+keeps its fingerprint (the tie-break between changes at the same time, so the order the postbacks
+come in cannot matter) and takes the postback's as `postback_fingerprint` (its retries are
+duplicates), its delivery, receipt and real delay (`rules.reported_change`).
 
 Two processors may both see an action as new: the second one's insert then fails on the unique
 ActionId (`IntegrityError`) and its caller runs the batch again, which now finds the action.
@@ -89,7 +91,7 @@ def apply_batch(changes: list[Change]) -> list[Result]:
     actions = {a.action_id: a for a in locked}
     fingerprints = [change.postback.fingerprint() for change in changes]
     # The changes already recorded, and the batch's API entries a postback may join (one query).
-    wanted = Q(fingerprint__in=fingerprints)
+    wanted = Q(fingerprint__in=fingerprints) | Q(postback_fingerprint__in=fingerprints)
     if actions and any(change.source == EventSource.POSTBACK for change in changes):
         wanted |= Q(action__in=[a.pk for a in actions.values()], **AWAITING)
     known = list(ActionEvent.objects.filter(wanted))
@@ -127,7 +129,10 @@ class _Fold:
 
     def __init__(self, actions: dict[str, Action], known: list[ActionEvent], brand_ids: dict[str, int]):
         self.actions = actions
-        self.events = {e.fingerprint: e for e in known}  # by fingerprint: stored ones, then this batch's
+        # By fingerprint (or a joined postback's): stored ones, then this batch's.
+        self.events = {e.fingerprint: e for e in known} | {
+            e.postback_fingerprint: e for e in known if e.postback_fingerprint
+        }
         self.loaded = {e.pk: e for e in known}  # one object per stored entry, whoever read it
         self.awaiting: dict[int, list[ActionEvent]] = {}  # action pk -> its API entries without a postback
         for event in known:
@@ -170,18 +175,16 @@ class _Fold:
 
     def _join(self, change: Change, action: Action, event: ActionEvent, fingerprint: str) -> Result:
         """The postback of a change recorded from the API: the entry becomes its postback's (its
-        fingerprint, so retries are duplicates; its delivery, receipt and real delay); the action
+        delivery, receipt and real delay; its fingerprint, so retries are duplicates); the action
         takes what the API did not say. No second entry."""
         self.awaiting[action.pk].remove(event)
-        moved_from, old_fingerprint = event.received_at, event.fingerprint
+        moved_from = event.received_at
         event.action = action  # the one the batch holds (read by the hooks after it)
-        event.fingerprint = fingerprint
+        event.postback_fingerprint = fingerprint
         event.source = EventSource.POSTBACK
         event.delivery = change.delivery
         event.received_at = change.received_at
         event.delay_seconds = rules.delay_seconds(change.received_at, event.changed_at)
-        if action.money_fingerprint == old_fingerprint:
-            action.money_fingerprint = fingerprint
         postback = change.postback
         proposed = {name: postback[name] for name in TRACKED_FIELDS if postback[name] is not None}
         _take_unknown(action, {name: getattr(action, name) for name in TRACKED_FIELDS}, proposed)
@@ -224,7 +227,7 @@ class _Fold:
 
 
 # What a postback joining an API entry changes in it.
-JOINED_FIELDS = ("fingerprint", "source", "delivery", "received_at", "delay_seconds")
+JOINED_FIELDS = ("postback_fingerprint", "source", "delivery", "received_at", "delay_seconds")
 
 
 def _snapshot(action: Action) -> dict:

@@ -221,11 +221,20 @@ def stated_kind(postback: Postback) -> str | None:
     return None
 
 
+def _compared(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    return [n for n in COMPARED_VALUES if ours.get(n) not in (None, "") and theirs.get(n) not in (None, "")]
+
+
 def values_agree(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
     """Do two reports of a change carry the same values (COMPARED_VALUES) wherever both carry one?
     At least one value must be compared: two reports that share none prove nothing."""
-    compared = [n for n in COMPARED_VALUES if ours.get(n) not in (None, "") and theirs.get(n) not in (None, "")]
+    compared = _compared(ours, theirs)
     return bool(compared) and all(ours[name] == theirs[name] for name in compared)
+
+
+def values_differ(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Does a value both carry differ (two changes, even at one time)?"""
+    return any(ours[name] != theirs[name] for name in _compared(ours, theirs))
 
 
 def same_time(one: datetime | None, other: datetime | None) -> bool:
@@ -235,17 +244,21 @@ def same_time(one: datetime | None, other: datetime | None) -> bool:
 def reports(postback: Postback, event) -> bool:
     """Does `postback` report the change `event` recorded from impact.com's API? Decided on the
     postback alone (never on the action's state), so arrival order cannot change the answer: the
-    same impact-side time (UpdateDate; CreationDate for a tracking), or without one the same
-    values. A kind the postback states must be the event's."""
+    same impact-side time (UpdateDate; CreationDate for a tracking) and no value that differs, or
+    without a time the same values. A kind the postback states must be the event's."""
     stated = stated_kind(postback)
     if stated is not None and stated != event.kind:
         return False
     if event.kind == Lifecycle.REVERSED and stated is None:
         return False  # a postback that does not say "reversed" is applied as a modification
-    if postback.changed_at is not None:
-        return same_time(postback.changed_at, event.changed_at)
     values = {name: postback[name] for name in COMPARED_VALUES}
-    agree = values_agree(values, {name: getattr(event, name) for name in COMPARED_VALUES})
+    theirs = {name: getattr(event, name) for name in COMPARED_VALUES}
+    if postback.changed_at is not None:
+        # An action is tracked once, and the API's Actions record carries its values of today.
+        return same_time(postback.changed_at, event.changed_at) and (
+            event.kind == Lifecycle.TRACKED or not values_differ(values, theirs)
+        )
+    agree = values_agree(values, theirs)
     if event.kind == Lifecycle.TRACKED:
         # Its time is the action's CreationDate, which every later postback of the action carries too:
         # the deltas of a creation, or the values, tell the tracking apart.
@@ -254,9 +267,17 @@ def reports(postback: Postback, event) -> bool:
 
 
 def reported_change(postback: Postback, awaiting: list) -> Any:
-    """Of the action's API entries still waiting for their postback, the one `postback` reports (the
-    earliest if several do), or None."""
+    """Of the action's API entries still waiting for their postback, the one `postback` reports, or
+    None. If several do (changes at the same time), one whose values agree first, then the earliest."""
     candidates = [event for event in awaiting if reports(postback, event)]
     if not candidates:
         return None
-    return min(candidates, key=lambda e: (e.changed_at or datetime.max.replace(tzinfo=UTC), e.seq))
+    values = {name: postback[name] for name in COMPARED_VALUES}
+    return min(
+        candidates,
+        key=lambda e: (
+            not values_agree(values, {name: getattr(e, name) for name in COMPARED_VALUES}),
+            e.changed_at or datetime.max.replace(tzinfo=UTC),
+            e.seq,
+        ),
+    )

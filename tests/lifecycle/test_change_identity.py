@@ -43,10 +43,13 @@ TRACKED = Entry("tracked", CREATED, status="PENDING", amount=Decimal("100"), pay
 @pytest.mark.parametrize(
     ("params", "entry", "reports"),
     [
-        # With an update time, the time identifies the change (within a second), whatever the values.
+        # With an update time, the time identifies the change (within a second), unless a value differs
+        # (two changes at one time); a tracking whatever its values (the API's are today's).
         ({"UpdateDate": UPDATED.isoformat()}, MODIFIED, True),
-        ({"UpdateDate": (UPDATED + timedelta(seconds=1)).isoformat(), "Amount": "70"}, MODIFIED, True),
+        ({"UpdateDate": (UPDATED + timedelta(seconds=1)).isoformat(), "Status": None, "Amount": None}, MODIFIED, True),
+        ({"UpdateDate": (UPDATED + timedelta(seconds=1)).isoformat(), "Amount": "70"}, MODIFIED, False),
         ({"UpdateDate": (UPDATED + timedelta(seconds=2)).isoformat()}, MODIFIED, False),
+        ({"UpdateDate": CREATED.isoformat(), "Status": "PENDING", "Amount": "90"}, TRACKED, True),
         # Without one, the values: every value both carry must agree, and one at least.
         ({}, MODIFIED, True),
         ({"DeltaAmount": "-20.00", "DeltaPayout": "-2"}, MODIFIED, True),
@@ -57,7 +60,11 @@ TRACKED = Entry("tracked", CREATED, status="PENDING", amount=Decimal("100"), pay
         # A kind the postback states is the entry's; a reversal is never reported by a postback that
         # does not say so.
         ({"Status": "REVERSED", "UpdateDate": UPDATED.isoformat()}, MODIFIED, False),
-        ({"EventType": "reversed", "UpdateDate": UPDATED.isoformat()}, REVERSED, True),
+        (
+            {"EventType": "reversed", "Status": "REVERSED", "Payout": "0", "UpdateDate": UPDATED.isoformat()},
+            REVERSED,
+            True,
+        ),
         ({"Status": "REVERSED", "Amount": None, "Payout": "0"}, REVERSED, True),
         ({"Status": "REVERSED", "Amount": None, "Payout": "1"}, REVERSED, False),
         ({"Status": None, "Amount": None, "Payout": "0", "UpdateDate": UPDATED.isoformat()}, REVERSED, False),
@@ -85,3 +92,12 @@ def test_of_several_entries_it_reports_the_earliest_it_matches():
     assert rules.reported_change(postback(), [later, MODIFIED, other]) is MODIFIED
     assert rules.reported_change(postback(Amount="60"), [later, MODIFIED, other]) is other
     assert rules.reported_change(postback(Amount="50"), [later, MODIFIED, other]) is None
+
+
+def test_of_entries_at_the_same_time_it_reports_the_one_with_its_values():
+    """Two changes at one update time (the tie-break of their money): each postback joins its own."""
+    first = Entry("modified", UPDATED, seq=2)
+    second = Entry("modified", UPDATED, amount=Decimal("60"), seq=3)
+    assert rules.reported_change(postback(UpdateDate=UPDATED.isoformat(), Amount="60"), [first, second]) is second
+    assert rules.reported_change(postback(UpdateDate=UPDATED.isoformat()), [first, second]) is first
+    assert rules.reported_change(postback(UpdateDate=UPDATED.isoformat(), Amount="50"), [second, first]) is None
