@@ -1,5 +1,6 @@
 # One change, one history entry: the fingerprint of the postback that joined an entry recorded from
-# impact.com's API (renumbered by the lead when merged). No existing entry has one: nothing to migrate.
+# impact.com's API, and the few entries still waiting for one (renumbered by the lead when merged).
+# No existing entry has been joined: nothing to migrate.
 
 from django.db import migrations, models
 
@@ -15,6 +16,10 @@ class Migration(migrations.Migration):
             model_name='actionevent',
             name='postback_fingerprint',
             field=models.CharField(blank=True, help_text='The postback that joined this entry recorded from the API.', max_length=64, null=True),
+        ),
+        migrations.AddIndex(
+            model_name='actionevent',
+            index=models.Index(condition=models.Q(('delivery__isnull', True), ('source', 'api')), fields=['action'], name='event_api_awaiting'),
         ),
         migrations.AddConstraint(
             model_name='actionevent',

@@ -339,6 +339,11 @@ class ActionEvent(models.Model):
                 condition=models.Q(source="postback", delay_seconds__gt=promises.PROMISED_SECONDS),
                 name="event_brand_late_recv",
             ),
+            # Processor: the entries of the batch's actions recorded from the API that a postback may join
+            # (few: only backfilled ones waiting for their postback), without reading every history.
+            models.Index(
+                fields=["action"], condition=models.Q(source="api", delivery__isnull=True), name="event_api_awaiting"
+            ),
         ]
 
     def __str__(self) -> str:
