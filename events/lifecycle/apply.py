@@ -175,8 +175,8 @@ class _Fold:
 
     def _join(self, change: Change, action: Action, event: ActionEvent, fingerprint: str) -> Result:
         """The postback of a change recorded from the API: the entry becomes its postback's (its
-        delivery, receipt and real delay; its fingerprint, so retries are duplicates); the action
-        takes what the API did not say. No second entry."""
+        delivery, receipt and real delay; its fingerprint as `postback_fingerprint`, so retries are
+        duplicates); the action takes what the API did not say. No second entry."""
         self.awaiting[action.pk].remove(event)
         moved_from = event.received_at
         event.action = action  # the one the batch holds (read by the hooks after it)

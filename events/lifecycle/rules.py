@@ -16,8 +16,8 @@
 - a postback whose fingerprint is already in the history is a duplicate.
 - one change, one history entry: a postback that reports a change already
   recorded from impact.com's API (backfilled because its postback had not come)
-  joins that entry (`reported_change`): same impact-side time, or, without one,
-  the same values (status, amounts, deltas).
+  joins that entry (`reported_change`): same impact-side time and no value that
+  differs, or, without a time, the same values (status, amounts, deltas).
 
 `action` arguments are read for `state`, `tracked_seen`, `money_changed_at` and
 `money_fingerprint` only (an Action, or anything with those attributes).
