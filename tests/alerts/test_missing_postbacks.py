@@ -51,7 +51,7 @@ def test_missing_alert_resolves_itself_when_the_postbacks_arrive_and_records_the
     assert alert.status == "open"  # A1's change is still missing
     assert alert.items.get(action_id="A9").delay_seconds == 80 * 60
 
-    # A1's postback has no update time: it matches the API change by kind and order.
+    # A1's postback has no update time: it matches the API change by its values (status, amounts).
     send_at(send, T + 90 * MIN, action_id="A1", Status="APPROVED", Amount="80.00", Payout="8.00", CreationDate=None)
     alert.refresh_from_db()
     assert alert.status == "resolved"
