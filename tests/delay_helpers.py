@@ -6,6 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import time_machine
 
+from events.alerts import reconcile
+from events.models import ImpactAccount
+
 # The CreationDate of conftest.postback_params: 2026-11-20T14:03:11-08:00.
 T0 = datetime(2026, 11, 20, 22, 3, 11, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -26,3 +29,10 @@ def send_at(send, moment: datetime, **params):
 
 def tracked(send, action_id: str, changed_at: datetime, received_at: datetime, **params):
     return send_at(send, received_at, action_id=action_id, CreationDate=iso(changed_at), **params)
+
+
+def reconcile_at(impact, moment: datetime):
+    """One reconciliation with impact.com's API (the local fake `impact`) with the clock at `moment`."""
+    with time_machine.travel(moment, tick=False):
+        account = ImpactAccount.objects.get(pk=impact.account.pk)
+        return reconcile.reconcile(account, reconcile.client_for(account, sleep=lambda s: None))

@@ -8,7 +8,8 @@ applies changes that never got one as events whose source is `api`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -16,14 +17,16 @@ from django.utils import timezone
 from events import impact
 from events.common.times import format_moment
 from events.impact import Lifecycle, promises
-from events.lifecycle import apply
-from events.models import ActionEvent, AlertItem, AlertKind, ApiChange, Brand, DelayAlert, EventSource
+from events.lifecycle import apply, rules
+from events.models import Action, ActionEvent, AlertItem, AlertKind, ApiChange, Brand, DelayAlert, EventSource
 
 from .state import Windows, active_alerts, recount, resolve_if_answered
 
-# Two impact-side times closer than this are the same change (the API and postbacks round differently).
-SAME_TIME = timedelta(seconds=1)
 MISSING_BATCH = 5000
+# What matching reads of a postback entry.
+RECEIPT_FIELDS = ("id", "kind", "changed_at", "received_at", *rules.COMPARED_VALUES)
+# The API record's names for the values a postback's must agree with.
+API_MONEY = {"amount": "Amount", "payout": "Payout", "delta_amount": "DeltaAmount", "delta_payout": "DeltaPayout"}
 
 
 @dataclass
@@ -34,13 +37,63 @@ class Receipt:
     kind: str
     changed_at: datetime | None
     received_at: datetime
+    status: str = ""
+    amount: Decimal | None = None
+    payout: Decimal | None = None
+    delta_amount: Decimal | None = None
+    delta_payout: Decimal | None = None
 
 
-def matches(change: ApiChange, event: ActionEvent | Receipt) -> bool:
-    """Does this postback report that change? Same impact-side time, or (time unknown) same kind, after it."""
-    if event.changed_at is not None:
-        return abs(event.changed_at - change.changed_at) <= SAME_TIME
-    return event.kind == change.kind and event.received_at >= change.changed_at - SAME_TIME
+def api_values(change: ApiChange) -> dict:
+    """The values the API record carries (its State, amounts and deltas), named as a postback's."""
+    return record_values(change.payload, change.state)
+
+
+def record_values(record: dict, state: str) -> dict:
+    """An API record's state and money (unreadable amounts: None), named as a postback's values."""
+    values: dict = {"status": state}
+    for name, key in API_MONEY.items():
+        text = str(record.get(key) or "").strip()
+        try:
+            values[name] = impact.parse_money(text) if text else None
+        except impact.InvalidPayload:
+            values[name] = None
+    return values
+
+
+def pair(changes: list[ApiChange], events: list, taken: set[int] = frozenset()) -> list[tuple[ApiChange, Receipt]]:
+    """Which postback reports which change, for the changes and postbacks of one action (changes
+    oldest first, postbacks in receipt order):
+    - the postback that joined an entry backfilled from a change reports that change;
+    - a postback with an impact-side time reports every change at that time;
+    - a postback without one reports one change of its kind made before it arrived: one whose values
+      (status, amounts, deltas) it carries, else the earliest. With several changes on one action the
+      values tell them apart; `taken`: postbacks without a time already reporting another change."""
+    pairs: list[tuple[ApiChange, Receipt]] = []
+    waiting = list(changes)
+
+    def answer(found: list[ApiChange], event) -> None:
+        for change in found:
+            pairs.append((change, event))
+            waiting.remove(change)
+
+    for event in events:
+        answer([c for c in waiting if c.backfilled_event_id == event.id], event)
+    for event in events:
+        if event.changed_at is not None:
+            answer([c for c in waiting if rules.same_time(event.changed_at, c.changed_at)], event)
+    answered = {event.id for _, event in pairs} | set(taken)
+    untimed = [e for e in events if e.changed_at is None and e.id not in answered]
+    for by_values in (True, False):
+        for event in list(untimed):
+            found = [c for c in waiting if c.kind == event.kind and event.received_at >= c.changed_at - rules.SAME_TIME]
+            if by_values:
+                values = {name: getattr(event, name) for name in rules.COMPARED_VALUES}
+                found = [c for c in found if rules.values_agree(values, api_values(c))]
+            if found:
+                answer(found[:1], event)
+                untimed.remove(event)
+    return pairs
 
 
 def _answer(change: ApiChange, event: ActionEvent | Receipt) -> None:
@@ -65,13 +118,14 @@ def answer_waiting_changes(events: list[ActionEvent]) -> None:
     ids = {event.action.action_id for event in events}
     for change in ApiChange.objects.filter(action_id__in=ids, postback_event=None).order_by("changed_at", "id"):
         waiting.setdefault(change.action_id, []).append(change)
+    if not waiting:
+        return
+    received: dict[str, list[ActionEvent]] = {}
     for event in events:
-        changes = waiting.get(event.action.action_id, [])
-        for change in changes:
-            if matches(change, event):
-                _answer(change, event)
-                changes.remove(change)
-                break
+        received.setdefault(event.action.action_id, []).append(event)
+    for action_id, changes in waiting.items():
+        for change, event in pair(changes, received[action_id]):
+            _answer(change, event)
 
 
 def match_stored_changes(changes: list[ApiChange]) -> set[int]:
@@ -83,17 +137,20 @@ def match_stored_changes(changes: list[ApiChange]) -> set[int]:
     rows = (
         ActionEvent.objects.filter(action__action_id__in=ids, source=EventSource.POSTBACK)
         .order_by("received_at", "id")
-        .values_list("action__action_id", "id", "kind", "changed_at", "received_at")
+        .values_list("action__action_id", *RECEIPT_FIELDS)
     )
     for action_id, *receipt in rows:
         events.setdefault(action_id, []).append(Receipt(*receipt))
+    answering = ApiChange.objects.filter(action_id__in=ids, postback_event__isnull=False)
+    taken = set(answering.values_list("postback_event_id", flat=True))
+    by_action: dict[str, list[ApiChange]] = {}
+    for change in sorted(changes, key=lambda c: (c.changed_at, c.pk)):
+        by_action.setdefault(change.action_id, []).append(change)
     matched = set()
-    for change in changes:
-        for event in events.get(change.action_id, []):
-            if matches(change, event):
-                _answer(change, event)
-                matched.add(change.pk)
-                break
+    for action_id, waiting in by_action.items():
+        for change, event in pair(waiting, events.get(action_id, []), taken):
+            _answer(change, event)
+            matched.add(change.pk)
     return matched
 
 
@@ -170,8 +227,15 @@ def backfill(now: datetime | None = None, limit: int = 10_000) -> int:
     waiting = ApiChange.objects.filter(
         postback_event=None, backfilled_event=None, changed_at__lte=now - promises.alert_after()
     ).order_by("changed_at")[:limit]
-    for change in waiting:
+    waiting = list(waiting)
+    # A postback may have come since the last look (or before the change was read): never a second entry.
+    matched = match_stored_changes(waiting)
+    for change in [c for c in waiting if c.pk not in matched]:
         with transaction.atomic():
+            # A processor answers changes under the action's lock: a postback applied meanwhile wins.
+            list(Action.objects.select_for_update().filter(action_id=change.action_id))
+            if ApiChange.objects.filter(pk=change.pk, postback_event__isnull=False).exists():
+                continue
             result = apply(postback_from_change(change), received_at=now, source=EventSource.API)
             # Not a postback: its "delay" would only say when we asked the API.
             ActionEvent.objects.filter(pk=result.event.pk).update(delay_seconds=None)

@@ -16,9 +16,10 @@ from django.utils import timezone
 from events import impact
 from events.common.times import format_moment
 from events.impact import Lifecycle, api
+from events.lifecycle import rules
 from events.models import ApiChange, ImpactAccount
 
-from .missing import match_stored_changes
+from .missing import match_stored_changes, record_values
 
 # Reconciliation re-reads this much before its cursor: the API may list a change late.
 RECONCILE_OVERLAP = timedelta(minutes=30)
@@ -61,14 +62,29 @@ def _api_date(record: dict, name: str) -> datetime | None:
 
 
 def change_from_update(record: dict) -> ApiChange | None:
-    """An ActionUpdates record: modified, or reversed when its State is a reversal (REVERSED, REJECTED...)."""
+    """An ActionUpdates record: reversed when its State is a reversal (REVERSED, REJECTED...), tracked
+    when it is the update that created the action, modified otherwise."""
     changed_at = _api_date(record, "UpdateDate")
     action_id = _record_value(record, "ActionId") or _record_value(record, "Id")
     if changed_at is None or not action_id:
         return None
     state = _record_value(record, "State").upper()
-    kind = Lifecycle.REVERSED if impact.status_group(state) == "reversed" else Lifecycle.MODIFIED
+    if impact.status_group(state) == "reversed":
+        kind = Lifecycle.REVERSED
+    elif _creates(record, changed_at):
+        kind = Lifecycle.TRACKED
+    else:
+        kind = Lifecycle.MODIFIED
     return _api_change(record, action_id, kind, state, changed_at)
+
+
+def _creates(record: dict, changed_at: datetime) -> bool:
+    """Is this the update that created the action? It carries the whole amount and payout as its deltas
+    (a change from nothing, as postbacks' rules read them), and is no later than a CreationDate it has."""
+    created = _api_date(record, "CreationDate")
+    if created is not None and changed_at - created > rules.SAME_TIME:
+        return False
+    return rules.from_nothing(impact.Postback(fields=record_values(record, "")))
 
 
 def change_from_action(record: dict) -> ApiChange | None:
@@ -99,40 +115,33 @@ def reconcile(account: ImpactAccount, client: api.ImpactClient, now: datetime | 
     start = max(account.synced_through or lookback, now - MAX_API_WINDOW)
     report = ReconcileReport(window=(start, now))
     params = {"StartDate": api.api_time(start), "EndDate": api.api_time(now)}
-    changes: list[ApiChange] = []
+    updates: list[ApiChange] = []
+    tracked: list[ApiChange] = []
     complete = False
     try:
         for record in client.records("ActionUpdates", params):
             change = change_from_update(record)
             if change is not None:
-                changes.append(change)
+                updates.append(change)
         for record in client.records("Actions", params):
             change = change_from_action(record)
             if change is not None and change.changed_at >= start - RECONCILE_OVERLAP:
-                changes.append(change)
+                tracked.append(change)
         complete = True
     except api.ApiError as exc:
         report.error = str(exc)
         if isinstance(exc, api.RateLimited):
             account.paused_until = now + timedelta(seconds=exc.retry_after)
+    # The Actions records first: an action's tracking keeps its CreationDate when its creating update
+    # is listed too.
+    changes = tracked + updates
     report.fetched = len(changes)
     report.requests = client.requests_made
     with transaction.atomic():
-        ids = {c.action_id for c in changes}
-        known = (
-            set(ApiChange.objects.filter(action_id__in=ids).values_list("action_id", "kind", "changed_at"))
-            if ids
-            else set()
-        )
-        new, seen = [], set()
-        for change in changes:
-            key = (change.action_id, change.kind, change.changed_at)
-            if key in known or key in seen:
-                continue
-            seen.add(key)
+        new, seen = _new_changes(changes)
+        for change in new:
             change.account = account
             change.fetched_at = now
-            new.append(change)
         ApiChange.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
         report.stored = len(new)
         stored = [
@@ -151,6 +160,28 @@ def reconcile(account: ImpactAccount, client: api.ImpactClient, now: datetime | 
             update_fields=["last_reconciled_at", "synced_through", "last_result", "last_error", "paused_until"]
         )
     return report
+
+
+def _new_changes(changes: list[ApiChange]) -> tuple[list[ApiChange], set[tuple]]:
+    """The changes not stored yet, and their keys: one per (action, kind, time), and one tracking per
+    action (the Actions record and the creating update are one change)."""
+    ids = {c.action_id for c in changes}
+    known = (
+        set(ApiChange.objects.filter(action_id__in=ids).values_list("action_id", "kind", "changed_at"))
+        if ids
+        else set()
+    )
+    tracked = {action_id for action_id, kind, _ in known if kind == Lifecycle.TRACKED}
+    new, seen = [], set()
+    for change in changes:
+        key = (change.action_id, change.kind, change.changed_at)
+        if key in known or key in seen or (change.kind == Lifecycle.TRACKED and change.action_id in tracked):
+            continue
+        seen.add(key)
+        if change.kind == Lifecycle.TRACKED:
+            tracked.add(change.action_id)
+        new.append(change)
+    return new, seen
 
 
 def reconcile_due(account: ImpactAccount, now: datetime) -> bool:

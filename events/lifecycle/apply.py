@@ -7,6 +7,12 @@ every event are written with `bulk_create` and each changed action with one UPDA
 the one applying the changes one by one gives, whatever the batch boundaries. `apply()` is a batch
 of one.
 
+A postback that reports a change already recorded from impact.com's API (an entry backfilled
+because its postback had not come) joins that entry instead of writing a second one: the entry
+keeps its fingerprint (the tie-break between changes at the same time, so the order the postbacks
+come in cannot matter) and takes the postback's as `postback_fingerprint` (its retries are
+duplicates), its delivery, receipt and real delay (`rules.reported_change`).
+
 Two processors may both see an action as new: the second one's insert then fails on the unique
 ActionId (`IntegrityError`) and its caller runs the batch again, which now finds the action.
 """
@@ -18,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import F
+from django.db.models import F, Q
 
 from events.impact import Lifecycle, Postback
 from events.models import TRACKED_FIELDS, Action, ActionEvent, Brand, Delivery, EventSource, Outcome
@@ -50,12 +56,15 @@ class Change:
 @dataclass
 class Result:
     """What a change did. `new`: its event was written by this batch (not a duplicate, not a replay of
-    the delivery that wrote it); `action`: the action's state and values just after it, for forwarding."""
+    the delivery that wrote it), or joined by its first postback; `action`: the action's state and
+    values just after it, for forwarding; `moved_from`: a joined entry's receipt time before (the
+    backfill's), whose day's figures change too."""
 
     outcome: str
     event: ActionEvent
     new: bool = False
     action: dict | None = None
+    moved_from: datetime | None = None
 
 
 def campaign_of(postback: Postback) -> str:
@@ -79,9 +88,14 @@ def apply_batch(changes: list[Change]) -> list[Result]:
     brand_ids = _brand_ids(changes)
     action_ids = sorted({change.postback.action_id for change in changes})
     locked = Action.objects.select_for_update().filter(action_id__in=action_ids).order_by("action_id")
+    actions = {a.action_id: a for a in locked}
     fingerprints = [change.postback.fingerprint() for change in changes]
-    known = ActionEvent.objects.filter(fingerprint__in=fingerprints)
-    fold = _Fold({a.action_id: a for a in locked}, {e.fingerprint: e for e in known}, brand_ids)
+    # The changes already recorded, and the batch's API entries a postback may join (one query).
+    wanted = Q(fingerprint__in=fingerprints) | Q(postback_fingerprint__in=fingerprints)
+    if actions and any(change.source == EventSource.POSTBACK for change in changes):
+        wanted |= Q(action__in=[a.pk for a in actions.values()], **AWAITING)
+    known = list(ActionEvent.objects.filter(wanted).order_by())  # each term one index probe: no sort
+    fold = _Fold(actions, known, brand_ids)
     results = [fold.add(change, fingerprint) for change, fingerprint in zip(changes, fingerprints, strict=True)]
     fold.write()
     return results
@@ -106,16 +120,29 @@ def _brand_ids(changes: list[Change]) -> dict[str, int]:
     return {campaign_id: brand.pk for campaign_id, brand in brands.items()}
 
 
+# An entry recorded from impact.com's API that no postback has reported yet.
+AWAITING = {"source": EventSource.API, "delivery": None}
+
+
 class _Fold:
     """The batch's actions as its changes leave them, in memory, until `write()`."""
 
-    def __init__(self, actions: dict[str, Action], events: dict[str, ActionEvent], brand_ids: dict[str, int]):
+    def __init__(self, actions: dict[str, Action], known: list[ActionEvent], brand_ids: dict[str, int]):
         self.actions = actions
-        self.events = events  # by fingerprint: stored ones, then this batch's
+        # By fingerprint (or a joined postback's): stored ones, then this batch's.
+        self.events = {e.fingerprint: e for e in known} | {
+            e.postback_fingerprint: e for e in known if e.postback_fingerprint
+        }
+        self.loaded = {e.pk: e for e in known}  # one object per stored entry, whoever read it
+        self.awaiting: dict[int, list[ActionEvent]] = {}  # action pk -> its API entries without a postback
+        for event in known:
+            if event.source == EventSource.API and event.delivery_id is None:
+                self.awaiting.setdefault(event.action_id, []).append(event)
         self.brand_ids = brand_ids
         self.new_actions: list[Action] = []
         self.changed_actions: dict[str, Action] = {}
         self.new_events: list[ActionEvent] = []
+        self.joined: list[ActionEvent] = []  # stored API entries a postback joined
         self.duplicates: Counter[int] = Counter()  # stored event id -> retries seen in this batch
         self._stored_events: dict[str, list[ActionEvent]] = {}
 
@@ -126,6 +153,10 @@ class _Fold:
         postback = change.postback
         action = self.actions.get(postback.action_id)
         created = action is None
+        if not created and change.source == EventSource.POSTBACK and action.pk in self.awaiting:
+            reported = rules.reported_change(postback, self.awaiting[action.pk])
+            if reported is not None:
+                return self._join(change, action, reported, fingerprint)
         action, event = _change(
             change,
             action,
@@ -140,8 +171,28 @@ class _Fold:
             self.changed_actions[action.action_id] = action
         self.new_events.append(event)
         self.events[fingerprint] = event
-        snapshot = {name: getattr(action, name) for name in (*TRACKED_FIELDS, "state")}
-        return Result(Outcome.APPLIED, event, new=True, action=snapshot)
+        return Result(Outcome.APPLIED, event, new=True, action=_snapshot(action))
+
+    def _join(self, change: Change, action: Action, event: ActionEvent, fingerprint: str) -> Result:
+        """The postback of a change recorded from the API: the entry becomes its postback's (its
+        delivery, receipt and real delay; its fingerprint as `postback_fingerprint`, so retries are
+        duplicates); the action takes what the API did not say. No second entry."""
+        self.awaiting[action.pk].remove(event)
+        moved_from = event.received_at
+        event.action = action  # the one the batch holds (read by the hooks after it)
+        event.postback_fingerprint = fingerprint
+        event.source = EventSource.POSTBACK
+        event.delivery = change.delivery
+        event.received_at = change.received_at
+        event.delay_seconds = rules.delay_seconds(change.received_at, event.changed_at)
+        postback = change.postback
+        proposed = {name: postback[name] for name in TRACKED_FIELDS if postback[name] is not None}
+        _take_unknown(action, {name: getattr(action, name) for name in TRACKED_FIELDS}, proposed)
+        action.last_received_at = max(action.last_received_at, change.received_at)
+        self.changed_actions[action.action_id] = action
+        self.joined.append(event)
+        self.events[fingerprint] = event
+        return Result(Outcome.APPLIED, event, new=True, action=_snapshot(action), moved_from=moved_from)
 
     def _duplicate(self, existing: ActionEvent, delivery: Delivery | None) -> Result:
         if delivery is not None and existing.pk is not None and existing.delivery_id == delivery.pk:
@@ -159,6 +210,7 @@ class _Fold:
         if action_id not in self._stored_events:
             action = self.actions[action_id]
             stored = [] if created or action.pk is None else list(action.events.all())
+            stored = [self.loaded.get(e.pk, e) for e in stored]  # a joined entry as the batch left it
             self._stored_events[action_id] = stored
         batch = [e for e in self.new_events if e.action.action_id == action_id]
         return self._stored_events[action_id] + batch
@@ -167,9 +219,19 @@ class _Fold:
         Action.objects.bulk_create(self.new_actions)
         for action in self.changed_actions.values():
             Action.objects.filter(pk=action.pk).update(**{name: getattr(action, name) for name in ACTION_STATE_FIELDS})
+        for event in self.joined:
+            ActionEvent.objects.filter(pk=event.pk).update(**{name: getattr(event, name) for name in JOINED_FIELDS})
         ActionEvent.objects.bulk_create(self.new_events)
         for event_id, retries in self.duplicates.items():
             ActionEvent.objects.filter(pk=event_id).update(duplicate_count=F("duplicate_count") + retries)
+
+
+# What a postback joining an API entry changes in it.
+JOINED_FIELDS = ("postback_fingerprint", "source", "delivery", "received_at", "delay_seconds")
+
+
+def _snapshot(action: Action) -> dict:
+    return {name: getattr(action, name) for name in (*TRACKED_FIELDS, "state")}
 
 
 def _change(

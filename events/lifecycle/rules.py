@@ -14,6 +14,10 @@
   order; without a time the latest arrival wins and the event is flagged
   `order_uncertain`. A tracked postback never overrides a later change.
 - a postback whose fingerprint is already in the history is a duplicate.
+- one change, one history entry: a postback that reports a change already
+  recorded from impact.com's API (backfilled because its postback had not come)
+  joins that entry (`reported_change`): same impact-side time and no value that
+  differs, or, without a time, the same values (status, amounts, deltas).
 
 `action` arguments are read for `state`, `tracked_seen`, `money_changed_at` and
 `money_fingerprint` only (an Action, or anything with those attributes).
@@ -21,13 +25,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from events.impact import Lifecycle, Postback, status_group
 
 MAX_DELAY_SECONDS = 2**31 - 1  # ActionEvent.delay_seconds is a 32-bit integer
+# Two impact-side times closer than this are the same change (the API and postbacks round differently).
+SAME_TIME = timedelta(seconds=1)
+# What two reports of one change must agree on, where both carry it.
+COMPARED_VALUES = ("status", "amount", "payout", "delta_amount", "delta_payout")
 
 
 def derive_kind(postback: Postback, action) -> str:
@@ -201,3 +209,75 @@ def money_the_reversal_left(history: list, proposed: dict, kind: str, changed_at
         if getattr(reversal, name) is None
         and all(mine > rank(e.kind, e.changed_at, e.fingerprint) for e in others if getattr(e, name) is not None)
     ]
+
+
+def stated_kind(postback: Postback) -> str | None:
+    """The kind a postback says of itself, whatever arrived before it: an EventType, or a reversal
+    Status; None when only the action's state could tell."""
+    if postback["event_type"]:
+        return postback["event_type"]
+    if status_group(postback["status"]) == "reversed":
+        return Lifecycle.REVERSED
+    return None
+
+
+def _compared(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    return [n for n in COMPARED_VALUES if ours.get(n) not in (None, "") and theirs.get(n) not in (None, "")]
+
+
+def values_agree(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Do two reports of a change carry the same values (COMPARED_VALUES) wherever both carry one?
+    At least one value must be compared: two reports that share none prove nothing."""
+    compared = _compared(ours, theirs)
+    return bool(compared) and all(ours[name] == theirs[name] for name in compared)
+
+
+def values_differ(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Does a value both carry differ (two changes, even at one time)?"""
+    return any(ours[name] != theirs[name] for name in _compared(ours, theirs))
+
+
+def same_time(one: datetime | None, other: datetime | None) -> bool:
+    return one is not None and other is not None and abs(one - other) <= SAME_TIME
+
+
+def reports(postback: Postback, event) -> bool:
+    """Does `postback` report the change `event` recorded from impact.com's API? Decided on the
+    postback alone (never on the action's state), so arrival order cannot change the answer: the
+    same impact-side time (UpdateDate; CreationDate for a tracking) and no value that differs, or
+    without a time the same values. A kind the postback states must be the event's."""
+    stated = stated_kind(postback)
+    if stated is not None and stated != event.kind:
+        return False
+    if event.kind == Lifecycle.REVERSED and stated is None:
+        return False  # a postback that does not say "reversed" is applied as a modification
+    values = {name: postback[name] for name in COMPARED_VALUES}
+    theirs = {name: getattr(event, name) for name in COMPARED_VALUES}
+    if postback.changed_at is not None:
+        # An action is tracked once, and the API's Actions record carries its values of today.
+        return same_time(postback.changed_at, event.changed_at) and (
+            event.kind == Lifecycle.TRACKED or not values_differ(values, theirs)
+        )
+    agree = values_agree(values, theirs)
+    if event.kind == Lifecycle.TRACKED:
+        # Its time is the action's CreationDate, which every later postback of the action carries too:
+        # the deltas of a creation, or the values, tell the tracking apart.
+        return same_time(postback["creation_date"], event.changed_at) and (from_nothing(postback) or agree)
+    return agree
+
+
+def reported_change(postback: Postback, awaiting: list) -> Any:
+    """Of the action's API entries still waiting for their postback, the one `postback` reports, or
+    None. If several do (changes at the same time), one whose values agree first, then the earliest."""
+    candidates = [event for event in awaiting if reports(postback, event)]
+    if not candidates:
+        return None
+    values = {name: postback[name] for name in COMPARED_VALUES}
+    return min(
+        candidates,
+        key=lambda e: (
+            not values_agree(values, {name: getattr(e, name) for name in COMPARED_VALUES}),
+            e.changed_at or datetime.max.replace(tzinfo=UTC),
+            e.seq,
+        ),
+    )

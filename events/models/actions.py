@@ -297,6 +297,11 @@ class ActionEvent(models.Model):
     order_uncertain = models.BooleanField(default=False, help_text="No impact-side time: arrival order was used.")
     anomaly = models.CharField(max_length=255, blank=True, help_text="An impossible transition, explained.")
     fingerprint = models.CharField(max_length=64)  # unique: event_fingerprint_unique
+    # An entry recorded from impact.com's API keeps its fingerprint (the tie-break between changes at
+    # the same time) when its postback joins it; the postback's is kept here, so its retries are duplicates.
+    postback_fingerprint = models.CharField(
+        max_length=64, null=True, blank=True, help_text="The postback that joined this entry recorded from the API."
+    )
     duplicate_count = models.PositiveIntegerField(default=0, help_text="Retries of this postback received later.")
     extra = models.JSONField(default=dict, blank=True, help_text="Parameters outside impact.com's vocabulary.")
     delivery = models.ForeignKey(
@@ -310,6 +315,12 @@ class ActionEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["action", "seq"], name="event_action_seq"),
             models.UniqueConstraint(fields=["fingerprint"], name="event_fingerprint_unique"),
+            # Only the few joined entries have one: an index of them alone, which costs other writes nothing.
+            models.UniqueConstraint(
+                fields=["postback_fingerprint"],
+                condition=models.Q(postback_fingerprint__isnull=False),
+                name="event_postback_fingerprint_unique",
+            ),
         ]
         indexes = [
             # Brand timeline: a brand's events newest first, keyset pagination on (received_at, id).
@@ -327,6 +338,11 @@ class ActionEvent(models.Model):
                 fields=["brand", "-received_at", "-id", "kind"],
                 condition=models.Q(source="postback", delay_seconds__gt=promises.PROMISED_SECONDS),
                 name="event_brand_late_recv",
+            ),
+            # Processor: the entries of the batch's actions recorded from the API that a postback may join
+            # (few: only backfilled ones waiting for their postback), without reading every history.
+            models.Index(
+                fields=["action"], condition=models.Q(source="api", delivery__isnull=True), name="event_api_awaiting"
             ),
         ]
 

@@ -190,7 +190,8 @@ def _apply(deliveries: list[Delivery], started: float) -> Counter:
     results = lifecycle.apply_batch(changes) if changes else []
     after_batch(results)
     forwarding.write_messages(results)
-    rollups.changed(*(d.received_at for d in deliveries))
+    # A postback that joined an entry backfilled from the API moves it from the backfill's day.
+    rollups.changed(*(d.received_at for d in deliveries), *(r.moved_from for r in results if r.moved_from))
     return _record_outcomes(changes, results, invalid, _elapsed_ms(started) // max(1, len(deliveries)))
 
 

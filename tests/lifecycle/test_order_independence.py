@@ -9,7 +9,9 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from events.models import Action, ActionEvent, Brand, DelayAlert, Delivery
+from events import impact
+from events.alerts import missing
+from events.models import Action, ActionEvent, ApiChange, Brand, DelayAlert, Delivery
 from events.processing import process_next_batch
 from tests.conftest import postback_params
 from tests.lifecycle.conftest import CREATED
@@ -85,6 +87,7 @@ def outcome() -> tuple:
 
 def reset() -> None:
     DelayAlert.objects.all().delete()  # late postbacks open alerts, which hold on to the brand
+    ApiChange.objects.all().delete()
     ActionEvent.objects.all().delete()
     Delivery.objects.all().delete()
     Action.objects.all().delete()
@@ -127,3 +130,51 @@ def test_any_arrival_order_repeats_and_batches_end_in_the_same_action_and_histor
         assert set(outcomes) <= {"applied", "duplicate"}
     # Each batch was applied as one: none fell back to one delivery at a time.
     assert not [r for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("events.processing")]
+
+
+def backfill(postbacks: list[dict], chosen: list[int]) -> None:
+    """impact.com's API reported these changes and no postback came: `--backfill` recorded them from
+    the API records (one change per action, kind and time, as impact.com lists them)."""
+    keys = set()
+    for i in sorted(chosen):
+        params = postbacks[i]
+        postback = impact.normalise(list(params.items()))
+        kind = (
+            "tracked" if i == 0 else "reversed" if impact.status_group(params["Status"]) == "reversed" else "modified"
+        )
+        key = (kind, postback.changed_at or postback["creation_date"])
+        if key not in keys:
+            keys.add(key)
+            ApiChange.objects.create(
+                action_id="A1", kind=kind, state=params["Status"], changed_at=key[1], payload=params
+            )
+    missing.backfill(now=CREATED + timedelta(days=2))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_postbacks_joining_backfilled_changes_end_the_same_in_any_order_and_batches(store, data):
+    """Some of the changes were recorded from impact.com's API first; then every postback arrives,
+    in any order, repeated, in any batches: each joins its change's entry (one change, one entry)
+    and the action and history end as applying them one by one in order does."""
+    postbacks = data.draw(lifecycles(), label="postbacks")
+    chosen = data.draw(st.sets(st.integers(0, len(postbacks) - 1), min_size=1), label="backfilled")
+
+    reset()
+    backfill(postbacks, chosen)
+    for params in postbacks:
+        store(params)
+        apply_in_batches([])
+    expected = outcome()
+    assert not ActionEvent.objects.filter(source="api").exists()  # every backfilled entry was joined
+
+    order = data.draw(arrivals(postbacks), label="arrival order")
+    sizes = data.draw(st.lists(st.integers(1, len(order)), max_size=len(order)), label="batches")
+    reset()
+    backfill(postbacks, chosen)
+    for i in order:
+        store(postbacks[i])
+    apply_in_batches(sizes)
+    note(f"outcomes {list(Delivery.objects.order_by('id').values_list('outcome', flat=True))}")
+    assert outcome() == expected
+    assert not ActionEvent.objects.filter(source="api").exists()
