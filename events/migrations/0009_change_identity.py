@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('events', '0007_real_accounts'),
+        ('events', '0008_forwarding_pages'),
     ]
 
     operations = [
