@@ -5,6 +5,8 @@
 - `actions`: one action's history, field by field, with the deliveries behind each event.
 - `deliveries`: the deliveries log, replaying deliveries (staff), the refused attempts.
 - `alerts`: delay alerts: list, detail, evidence CSV, acknowledge and resolve (staff).
+- `reports`: the locking calendar, performance by dimension, the search across brands, and the
+  money by status of the overview and a brand's page.
 - `setup`: the setup page (staff): templates to paste into impact.com, a test postback.
 - `common`: what several families share: the period asked for, CSV requests, the charts' data.
 
