@@ -62,7 +62,7 @@ def test_every_action_gets_a_report_in_the_batch_that_changes_it(history):
 
 def test_overview_shows_money_by_status_now_and_for_the_period(staff_client, history):
     response = staff_client.get("/")
-    (scope, now_cards), (_, period_cards) = response.context["status_rows"]
+    (_, now_cards), (_, period_cards) = response.context["status_rows"]
     usd = next(card for card in now_cards if card["currency"] == "USD")
     assert usd["locked"] == {"actions": 2, "payout": Decimal(40)}  # L1 and P1
     assert usd["overdue"] == {"actions": 1, "payout": Decimal(30)}  # P1, still pending

@@ -33,7 +33,7 @@ PUBLIC = {
     "password_reset_complete": {200},
 }
 LOGIN_PAGES = {"overview", "brands", "brand", "action", "deliveries", "refused", "alerts", "alert-detail", "alert-csv"}
-LOGIN_PAGES |= {"password_change", "password_change_done"}
+LOGIN_PAGES |= {"password_change", "password_change_done", "locking", "performance", "search"}
 STAFF_PAGES = {"setup"}
 STAFF_POSTS = {"replay", "setup-test-postback", "setup-test-postback-remove", "alert-acknowledge", "alert-resolve"}
 EXAMPLE = {"pk": "1", "campaign_id": "1001", "action_id": "A1", "uidb64": "MQ", "token": "set-password"}
