@@ -69,8 +69,13 @@ class LockingFilter(BrandFilterMixin):
         return queryset  # the view reads the day's actions (report_queries.locking_on)
 
 
-SORT_CHOICES = [(f"-{name}", f"{name} (descending)") for name in PERFORMANCE_SORTS] + [
-    (name, f"{name} (ascending)") for name in PERFORMANCE_SORTS
+SORT_LABELS = {
+    "value": "value", "tracked": "actions tracked", "reversed": "reversed by now", "reversed_rate": "reversed share",
+    "gained": "gained", "lost": "lost", "net": "net",
+}  # fmt: skip
+# A select as well as the column headers: a phone stacks each row and shows no header to click.
+SORT_CHOICES = [(f"-{name}", f"{SORT_LABELS[name].capitalize()}, highest first") for name in PERFORMANCE_SORTS] + [
+    (name, f"{SORT_LABELS[name].capitalize()}, lowest first") for name in PERFORMANCE_SORTS
 ]
 
 
@@ -78,7 +83,12 @@ class PerformanceFilter(BrandFilterMixin):
     by = django_filters.ChoiceFilter(
         label="By", choices=[(key, label) for key, (label, _) in DIMENSIONS.items()], method="keep", empty_label=None
     )
-    sort = django_filters.ChoiceFilter(label="Sort", choices=SORT_CHOICES, method="keep", widget=forms.HiddenInput)
+    sort = django_filters.ChoiceFilter(
+        label="Sort, within each currency",
+        choices=SORT_CHOICES,
+        method="keep",
+        empty_label="Actions tracked, most first",
+    )
     value = django_filters.CharFilter(label="Value", method="keep", max_length=MAX_TEXT, widget=forms.HiddenInput)
 
     class Meta:
