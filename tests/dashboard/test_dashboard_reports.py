@@ -199,3 +199,15 @@ def test_search_finds_brands_by_name_or_campaign_id(staff_client, history):
     response = staff_client.get("/search/?q=zzz-nothing")
     assert "Nothing matches" in response.content.decode()
     assert 'id="top-search"' in response.content.decode()
+
+
+def test_the_backfill_gives_actions_stored_before_the_table_their_reports(make_history):
+    make_history(20)  # bulk-created, as actions stored before migration 0008 were
+    assert ActionReport.objects.count() == 0
+    assert reports.backfill() == 13
+    reversals = ActionReport.objects.exclude(lost=0)  # their money from the events: actions 0, 5 and 10
+    assert {(r.action.action_id, r.gained, r.lost) for r in reversals} == {
+        (action_id, Decimal(10), Decimal(-10)) for action_id in ("1001.000000", "1003.000005", "1002.000010")
+    }
+    modified = ActionReport.objects.get(action__action_id="1001.000003")
+    assert (modified.gained, modified.changed, modified.sub_id1) == (Decimal(10), Decimal("2.5"), "sub3")
