@@ -64,13 +64,26 @@ def locking(request):
     names = Brand.objects.in_bulk({b for d in days for m in d.money.values() for b, _, _ in m["brands"]})
     if wants_csv(request):
         return csv_response("locking-calendar.csv", CALENDAR_CSV_HEADER, _calendar_csv(days, names))
-    for d in days:
-        d.query = urlencode({**_kept(request), "day": d.day.isoformat()})
-        for entry in d.money.values():
-            entry["named"] = sorted(((names[b], n, p) for b, n, p in entry["brands"]), key=lambda x: -x[2])
+    kept = _kept(request)
+    shown = [d for d in days if d.money or d.today]
+    for d in shown:
+        # Formatted here, not in the template: ninety days of brands through the template engine
+        # cost more than the page's queries.
+        d.query = urlencode({**kept, "day": d.day.isoformat()})
+        d.cells = [(currency, money.format_money(m["payout"], currency), _brands_text(m, names, currency))
+                   for currency, m in d.money.items()]  # fmt: skip
     upcoming = [d for d in days if not d.past]
-    context.update(days=days, upcoming_total=_totals(upcoming), overdue=sum(d.overdue for d in days))
+    context.update(days=shown, upcoming_total=_totals(upcoming), overdue=sum(d.overdue for d in days))
     return render(request, "dashboard/reports/locking.html", context)
+
+
+def _brands_text(entry: dict, names: dict, currency: str, shown: int = 5) -> str:
+    """`Brand 01: $1,234.00 (12) · Brand 07: $990.00 (9) · and 3 more`, the largest payout first."""
+    ranked = sorted(entry["brands"], key=lambda brand: -brand[2])
+    parts = [f"{names[b]}: {money.format_money(p, currency)} ({n})" for b, n, p in ranked[:shown]]
+    if len(ranked) > shown:
+        parts.append(f"and {len(ranked) - shown} more")
+    return " · ".join(parts)
 
 
 def _totals(days) -> list[tuple[str, int, object]]:

@@ -22,8 +22,12 @@ def order_id_trigrams(apps, schema_editor):
     try:
         with transaction.atomic():
             schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            # The operator class where the extension lives (one schema per database, maybe not ours).
+            with schema_editor.connection.cursor() as cursor:
+                cursor.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'")
+                where = cursor.fetchone()[0]
             schema_editor.execute(
-                "CREATE INDEX IF NOT EXISTS action_oid_trgm ON events_action USING gin (UPPER(oid) gin_trgm_ops)"
+                f"CREATE INDEX IF NOT EXISTS action_oid_trgm ON events_action USING gin (UPPER(oid) {where}.gin_trgm_ops)"
             )
     except DatabaseError:
         pass
