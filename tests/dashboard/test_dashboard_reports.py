@@ -13,7 +13,8 @@ from decimal import Decimal
 import pytest
 from tests_dashboard_common import NOW, iso
 
-from events.models import ActionReport, StatusTotal
+from events.alerts import watcher
+from events.models import ActionReport, ReportZone, StatusTotal
 from events.reporting import reports
 
 ACME = {"CampaignId": "1001", "CampaignName": "Acme Shoes"}
@@ -210,3 +211,10 @@ def test_the_backfill_gives_actions_stored_before_the_table_their_reports(make_h
     }
     modified = ActionReport.objects.get(action__action_id="1001.000003")
     assert (modified.gained, modified.changed, modified.sub_id1) == (Decimal(10), Decimal("2.5"), "sub3")
+
+
+def test_the_delay_watcher_counts_the_status_totals_ahead(history):
+    assert not ReportZone.objects.exists()
+    watcher.Watcher(log=lambda text: None).run_pass()
+    assert ReportZone.objects.get().zone == "UTC"
+    assert sum(t.actions for t in StatusTotal.objects.all()) == 7
