@@ -76,7 +76,7 @@ class Migration(migrations.Migration):
                 ('brand', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='events.brand')),
             ],
             options={
-                'indexes': [models.Index(fields=['tracked_at'], name='report_tracked'), models.Index(fields=['brand', 'tracked_at'], name='report_brand_tracked'), models.Index(condition=models.Q(('reversed', False)), fields=['locking_date', 'id'], name='report_locking'), models.Index(django.db.models.functions.text.Upper('sub_id1'), models.F('tracked_at'), name='report_sub_id1_ci'), models.Index(django.db.models.functions.text.Upper('sub_id2'), models.F('tracked_at'), name='report_sub_id2_ci'), models.Index(django.db.models.functions.text.Upper('sub_id3'), models.F('tracked_at'), name='report_sub_id3_ci')],
+                'indexes': [models.Index(fields=['tracked_at'], include=('brand', 'currency', 'group', 'reversed', 'locking_date', 'payout'), name='report_tracked'), models.Index(fields=['brand', 'tracked_at'], name='report_brand_tracked'), models.Index(condition=models.Q(('reversed', False)), fields=['locking_date', 'id'], name='report_locking'), models.Index(django.db.models.functions.text.Upper('sub_id1'), models.F('tracked_at'), name='report_sub_id1_ci'), models.Index(django.db.models.functions.text.Upper('sub_id2'), models.F('tracked_at'), name='report_sub_id2_ci'), models.Index(django.db.models.functions.text.Upper('sub_id3'), models.F('tracked_at'), name='report_sub_id3_ci')],
             },
         ),
         migrations.CreateModel(

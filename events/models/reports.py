@@ -53,8 +53,13 @@ class ActionReport(models.Model):
     class Meta:
         indexes = [
             # Money by status for a period, and performance by dimension: the actions tracked in the
-            # period (across brands), read from the index's range.
-            models.Index(fields=["tracked_at"], name="report_tracked"),
+            # period (across brands), read from the index's range; the money by status from the index
+            # alone on PostgreSQL (a 30-day overview at 1M events: 195 ms reading the rows, 35 ms not).
+            models.Index(
+                fields=["tracked_at"],
+                include=["brand", "currency", "group", "reversed", "locking_date", "payout"],
+                name="report_tracked",
+            ),
             # The same for one brand (a brand's page, the performance page with a brand chosen).
             models.Index(fields=["brand", "tracked_at"], name="report_brand_tracked"),
             # Locking calendar and "as of now": the not reversed actions by locking date, a window of
