@@ -3,7 +3,7 @@
 from django.urls import path, register_converter
 from django.urls.converters import PathConverter
 
-from .views import actions, alerts, brands, deliveries, forwarding, overview, setup
+from .views import actions, alerts, brands, deliveries, forwarding, overview, reports, setup
 
 
 class AnyTextConverter(PathConverter):
@@ -22,6 +22,9 @@ urlpatterns = [
     path("deliveries/", deliveries.deliveries, name="deliveries"),
     path("deliveries/replay/", deliveries.replay, name="replay"),
     path("deliveries/refused/", deliveries.refused, name="refused"),
+    path("locking/", reports.locking, name="locking"),
+    path("performance/", reports.performance, name="performance"),
+    path("search/", reports.search, name="search"),
     path("setup/", setup.setup, name="setup"),
     path("setup/test-postback/", setup.send_test_postback, name="setup-test-postback"),
     path("setup/test-postback/remove/", setup.remove_test_postback, name="setup-test-postback-remove"),

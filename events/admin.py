@@ -29,7 +29,7 @@ from events.models import (
     hash_secret,
 )
 from events.processing import replay
-from events.reporting import rollups
+from events.reporting import reports, rollups
 
 MIN_SECRET_LENGTH = 16
 
@@ -78,10 +78,12 @@ class CountedInOverviewAdmin(ReadOnlyAdmin):
     def delete_model(self, request, obj):
         super().delete_model(request, obj)
         rollups.forget()
+        reports.forget()
 
     def delete_queryset(self, request, queryset):
         super().delete_queryset(request, queryset)
         rollups.forget()
+        reports.forget()
 
 
 @admin.register(Credential)

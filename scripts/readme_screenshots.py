@@ -3,8 +3,8 @@
 A throwaway SQLite database in a temporary directory is migrated, given a staff user and a
 credential, and served by gunicorn exactly as `make run` serves it; `simulate_postbacks --scenario
 demo --verify` sends it a month of impact.com postbacks through the real endpoint. Debian's chromium,
-driven by Playwright like the browser tests, then logs in and saves docs/screenshots/overview.png
-and docs/screenshots/brand-timeline.png. Nothing outside docs/screenshots/ is touched.
+driven by Playwright like the browser tests, then logs in and saves docs/screenshots/overview.png,
+brand-timeline.png, locking-calendar.png and performance.png. Nothing outside docs/screenshots/ is touched.
 """
 
 from __future__ import annotations
@@ -113,6 +113,15 @@ def take_screenshots(base_url: str, password: str) -> list[Path]:
             page.wait_for_url(base_url + "/brands/*/")
             # The charts and the newest few events.
             saved.append(save(page, "brand-timeline", down_to=page.locator("table.data tbody tr").nth(3)))
+
+            # The locking calendar: its totals and the first days that have lockings.
+            page.goto(base_url + "/locking/")
+            days = page.locator("table.calendar tbody tr")
+            saved.append(save(page, "locking-calendar", down_to=days.nth(min(9, days.count() - 1))))
+
+            # Performance by SubId1 over the month, the busiest currency's table.
+            page.goto(base_url + "/performance/?by=sub_id1&period=30d")
+            saved.append(save(page, "performance", down_to=page.locator("table.performance").first))
         finally:
             browser.close()
     return saved

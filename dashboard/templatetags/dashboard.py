@@ -23,6 +23,7 @@ from events.impact import Lifecycle, promises
 from events.models import Brand, EventSource, Outcome
 
 from .. import money
+from ..locking import locking_note
 from ..timezones import display_zone
 
 register = template.Library()
@@ -124,6 +125,12 @@ def event_row(e):
     from_state = f"{_text(STATE_LABELS.get(e.from_state, e.from_state))} → " if e.from_state else ""
     status = f'<span class="sub" title="Status as impact.com sent it">{_text(e.status)}</span>' if e.status else ""
     kind = _text(KIND_LABELS.get(e.kind, e.kind))
+    note = action_locking(action)
+    locks = ""
+    if note:
+        title = _text(note["title"])
+        locks = f'<span class="sub"><span class="{note["css"]}" title="{title}">{_text(note["text"])}</span></span>'
+
     to_state = _text(STATE_LABELS.get(e.to_state, e.to_state))
     # data-label: what each cell is where a narrow screen stacks the row (static/app.css).
     row = (
@@ -131,7 +138,7 @@ def event_row(e):
         f'  <td class="nowrap" data-label="Received">{when(e.received_at)}{changed if e.changed_at else ""}</td>\n'
         f'  <td data-label="Kind"><span class="kind {_text(e.kind)}">{kind}</span></td>\n'
         f'  <th scope="row" data-label="Action">{link}{order}</th>\n'
-        f'  <td class="nowrap" data-label="State">{from_state}{to_state}{status}</td>\n'
+        f'  <td class="nowrap" data-label="State">{from_state}{to_state}{status}{locks}</td>\n'
         f'  <td class="num" data-label="Amount">{_amount_and_delta(e.amount, e.delta_amount, e.currency)}</td>\n'
         f'  <td class="num" data-label="Payout">{_amount_and_delta(e.payout, e.delta_payout, e.currency)}</td>\n'
         f'  <td data-label="Delay">{delay_badge(e.delay_seconds)}</td>\n'
@@ -139,6 +146,12 @@ def event_row(e):
         "</tr>\n"
     )
     return mark_safe(row)  # noqa: S308 (escaped piece by piece above)
+
+
+@register.filter
+def action_locking(action):
+    """{"text", "css", "title"}: "locks in 3 days", "locked since …" (None without a locking date)."""
+    return locking_note(action.locking_date, action.state, action.status, timezone.now(), display_zone())
 
 
 def _text(value) -> str:

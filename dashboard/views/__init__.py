@@ -7,6 +7,8 @@
 - `alerts`: delay alerts: list, detail, evidence CSV, acknowledge and resolve (staff).
 - `forwarding`: forwarding endpoints (staff): their health, attempts and messages, a test message,
   replaying one message or every failed one since a time.
+- `reports`: the locking calendar, performance by dimension, the search across brands, and the
+  money by status of the overview and a brand's page.
 - `setup`: the setup page (staff): templates to paste into impact.com, a test postback.
 - `common`: what several families share: the period asked for, CSV requests, the charts' data.
 

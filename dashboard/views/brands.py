@@ -23,6 +23,7 @@ from ..filters import TimelineFilter
 from ..paging import keyset_page
 from ..timezones import display_zone
 from .common import build_charts, csv_query, day_slots, period_of, wants_csv
+from .reports import money_by_status
 
 CHART_DEFAULT_DAYS = 30
 
@@ -186,7 +187,7 @@ EVENT_CSV_HEADER = [
 EVENT_ROW_FIELDS = [
     "received_at", "changed_at", "kind", "from_state", "to_state", "status", "currency", "amount", "delta_amount",
     "payout", "delta_payout", "delay_seconds", "duplicate_count", "out_of_order", "superseded", "anomaly", "source",
-    "action__action_id", "action__oid",
+    "action__action_id", "action__oid", "action__locking_date", "action__state", "action__status",
 ]  # fmt: skip
 
 
@@ -242,6 +243,7 @@ def brand_timeline(request, campaign_id):
             ),
             "filtered": any(v for k, v in request.GET.items() if k not in ("before", "after")),
             "csv_query": csv_query(request),
+            **money_by_status(start, end, brand, label="Tracked in the chart's days"),
         },
     )
 

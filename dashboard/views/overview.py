@@ -19,6 +19,7 @@ from .. import folding
 from ..context_processors import active_alert_counts
 from ..timezones import display_zone
 from .common import build_charts, endpoint_url, period_of
+from .reports import money_by_status
 
 
 @login_required
@@ -61,6 +62,7 @@ def overview(request):
         "open_alerts": _open_alerts(request),
         "late_minutes": settings.DELAY_LATE_AFTER_MINUTES,
         "alert_minutes": settings.DELAY_ALERT_AFTER_MINUTES,
+        **money_by_status(period.start, period.end),
     }
     if last_received_at is None:
         context.update(_setup_help())

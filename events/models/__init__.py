@@ -6,6 +6,7 @@
 - `alerts`: maintenance windows, delay alerts, their evidence, changes and notifications.
 - `forwarding`: the publisher's endpoints, the outbox of messages to them, their attempts.
 - `rollups`: the dashboard's cached figures of closed days.
+- `reports`: one row per action for the reports, and their totals by status and locking day.
 - `throttles`: attempts counted per key in fixed windows, the store of every throttle.
 - `sql`: the few statements the ORM cannot write, behind named functions.
 """
@@ -59,6 +60,13 @@ from .reconciliation import (
     ApiChange,
     ImpactAccount,
 )
+from .reports import (
+    NO_LOCKING_DAY,
+    ActionReport,
+    ReportZone,
+    StatusGroup,
+    StatusTotal,
+)
 from .rollups import (
     OverviewRollup,
 )
@@ -74,9 +82,11 @@ __all__ = [
     "KINDS",
     "MONEY",
     "MONEY_FIELDS",
+    "NO_LOCKING_DAY",
     "TRACKED_FIELDS",
     "Action",
     "ActionEvent",
+    "ActionReport",
     "AlertChange",
     "AlertItem",
     "AlertKind",
@@ -105,6 +115,9 @@ __all__ = [
     "RefusalCounter",
     "RefusalReason",
     "RefusedAttempt",
+    "ReportZone",
+    "StatusGroup",
+    "StatusTotal",
     "WatcherHeartbeat",
     "generate_secret",
     "generate_signing_secret",

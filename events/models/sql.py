@@ -1,5 +1,6 @@
-"""The few statements the ORM cannot write, behind named functions: advisory locks, and the
-silent-brand query (a LATERAL join: each brand's newest postbacks from its own index range).
+"""The few statements the ORM cannot write, behind named functions: advisory locks, the
+silent-brand query (a LATERAL join: each brand's newest postbacks from its own index range), and
+the upsert that adds a batch's changes to the reports' totals.
 Table names come from the models; every value is a parameter."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from django.db import connection
 
 from .actions import ActionEvent, Brand
+from .reports import StatusTotal
 
 
 @contextmanager
@@ -36,6 +38,32 @@ def advisory_xact_lock(key: int) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as db:
             db.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def advisory_xact_lock_shared(key: int) -> None:
+    """Shared with the other holders of the shared lock, excluded by advisory_xact_lock(key) (PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as db:
+            db.execute("SELECT pg_advisory_xact_lock_shared(%s)", [key])
+
+
+def add_status_totals(rows: list[tuple]) -> None:
+    """Add (zone, brand id, currency, group, locking day, actions, payout) to StatusTotal, inserting
+    the keys not there yet: one INSERT … ON CONFLICT DO UPDATE (the ORM's upsert can only overwrite),
+    in key order so two batches lock shared rows in the same order."""
+    if not rows:
+        return
+    table = StatusTotal._meta.db_table
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    sql = f"""
+        INSERT INTO {table} (zone, brand_id, currency, "group", locking_day, actions, payout) VALUES {values}
+        ON CONFLICT (zone, locking_day, brand_id, currency, "group") DO UPDATE SET
+            actions = {table}.actions + excluded.actions, payout = {table}.payout + excluded.payout"""
+    params = []
+    for zone, brand_id, currency, group, day, actions, payout in sorted(rows, key=lambda row: row[:5]):
+        params += [zone, brand_id, currency, group, day.isoformat(), actions, str(payout)]
+    with connection.cursor() as db:
+        db.execute(sql, params)
 
 
 def recent_postbacks_per_brand(source: str, sample: int) -> dict[int, tuple]:

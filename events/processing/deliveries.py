@@ -5,7 +5,7 @@ received deliveries in id order (`select_for_update(skip_locked=True)` on Postgr
 processors on several hosts never take the same one; on SQLite the batch's IMMEDIATE transaction
 runs one writer at a time) and, in one transaction: parses each (`impact`), applies them through
 the lifecycle (`lifecycle.apply_batch`), runs the alert hook once, writes the forwarding outbox's
-messages for the changes, keeps the dashboard's rollups true and records every outcome. A delivery
+messages for the changes, keeps the dashboard's rollups and the reports' rows true and records every outcome. A delivery
 that raises is isolated: the batch is applied again one delivery at a time, and the one that raises
 is marked `failed` with its traceback while the rest commits. A lost connection rolls the whole
 batch back: its deliveries stay `received` and are taken again. Replays go through the same code.
@@ -30,7 +30,7 @@ from events.alerts import after_batch
 from events.common import logs
 from events.impact import escape_nul
 from events.models import ActionEvent, Delivery, Outcome
-from events.reporting import rollups
+from events.reporting import reports, rollups
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +190,8 @@ def _apply(deliveries: list[Delivery], started: float) -> Counter:
     results = lifecycle.apply_batch(changes) if changes else []
     after_batch(results)
     forwarding.write_messages(results)
+    # The reports' rows of the actions the batch changed, in the same transaction as the changes.
+    reports.refresh(r.event.action.pk for r in results if r.new)
     # A postback that joined an entry backfilled from the API moves it from the backfill's day.
     rollups.changed(*(d.received_at for d in deliveries), *(r.moved_from for r in results if r.moved_from))
     return _record_outcomes(changes, results, invalid, _elapsed_ms(started) // max(1, len(deliveries)))

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from events.alerts.late import judge_backdated
 from events.models import Action, ActionEvent, Delivery
-from events.reporting import rollups
+from events.reporting import reports, rollups
 
 from .world import Plan
 
@@ -55,6 +55,8 @@ def backdate(world, plan: Plan) -> tuple[int, int]:
                 if received:
                     action.first_received_at, action.last_received_at = min(received), max(received)
                     action.save(update_fields=["first_received_at", "last_received_at"])
+            reports.refresh(Action.objects.filter(action_id__in=chunk).values_list("pk", flat=True))
         rollups.forget()  # the moved rows now belong to days the overview may have counted
+        reports.forget()
     judged = judge_backdated(ActionEvent.objects.filter(action__action_id__in=ids))
     return moved, judged

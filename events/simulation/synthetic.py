@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from events.models import Action, Brand, Credential, Delivery
 from events.processing import apply_now
-from events.reporting import rollups
+from events.reporting import reports, rollups
 
 from . import world
 from .sender import Target
@@ -135,4 +135,5 @@ def remove_test_action(action_id: str) -> int:
         actions, _ = Action.objects.filter(action_id=action_id).delete()
         Brand.objects.filter(campaign_id=TEST_CAMPAIGN_ID, actions__isnull=True).delete()
         rollups.forget()  # its rows may be in days the overview already counted
+        reports.forget()
     return deliveries + actions

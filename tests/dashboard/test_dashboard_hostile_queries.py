@@ -16,7 +16,10 @@ from hypothesis import strategies as st
 
 from dashboard import urls as dashboard_urls
 from dashboard.filters import DeliveryFilter, RefusedFilter, TimelineFilter
+from dashboard.report_filters import SORT_CHOICES, LockingFilter, PerformanceFilter
 from events.models import Action, Attempt, Brand, DelayAlert, Delivery, Endpoint, Message
+from events.reporting import reports
+from events.reporting.report_queries import DIMENSIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGING = ["before", "after"]
@@ -37,6 +40,9 @@ PARAMETERS = {
     "forwarding": [],
     "forwarding-endpoint": [*PAGING],
     "forwarding-messages": ["status", *PAGING],
+    "locking": [*LockingFilter.base_filters, *PAGING, "format"],
+    "performance": ["period", "start", "end", *PerformanceFilter.base_filters, *PAGING, "format"],
+    "search": ["q"],
 }
 POSTS = {"replay", "setup-test-postback", "setup-test-postback-remove", "alert-acknowledge", "alert-resolve"}
 POSTS |= {"forwarding-test", "forwarding-replay", "forwarding-replay-failed"}
@@ -70,6 +76,8 @@ USUAL = {
     "ids": NUMBERS, "brand": NUMBERS, "delivery": NUMBERS,
     "before": CURSORS, "after": CURSORS,
     "format": st.just("csv"), "late": st.just("on"),
+    "day": DATES, "by": st.sampled_from(sorted(DIMENSIONS)), "sort": st.sampled_from([s for s, _ in SORT_CHOICES]),
+    "value": st.sampled_from(["sub0", "", "7"]), "currency": st.sampled_from(["USD", "usd", "EUR"]),
 }  # fmt: skip
 
 
@@ -88,6 +96,13 @@ REPORTED = {
     "setup": [{"delivery": "²"}],
     "api-actions": [{"ids": "\x00"}],
     "forwarding-messages": [{"status": "failed", "before": cursor("9999-12-31T23:59:59.999999+00:00|1")}],
+    "locking": [{"day": "9999-12-31"}, {"day": "1900-01-01", "brand": "1001"}, {"brand": "nope", "format": "csv"}],
+    "performance": [
+        {"by": "nope", "sort": "-nope"},
+        {"value": "sub0", "by": "sub_id1", "brand": "1001"},
+        {"period": "custom", "start": "9998-12-31", "end": "9998-12-31", "value": ""},
+    ],
+    "search": [{"q": "1" * 300}, {"q": "%_"}, {"q": "ORD"}],
 }
 
 
@@ -108,6 +123,7 @@ def answer(client, path: str, params: dict[str, str] | None = None):
 @pytest.fixture
 def world(make_history):
     make_history(10)
+    reports.backfill()  # the history is bulk-created: its reports as the migration fills them
     brand = Brand.objects.get(campaign_id="1001")
     action = Action.objects.filter(brand=brand).first()
     alert = DelayAlert.objects.create(

@@ -34,7 +34,7 @@ PUBLIC = {
     "password_reset_complete": {404},
 }
 LOGIN_PAGES = {"overview", "brands", "brand", "action", "deliveries", "refused", "alerts", "alert-detail", "alert-csv"}
-LOGIN_PAGES |= {"password_change", "password_change_done"}
+LOGIN_PAGES |= {"password_change", "password_change_done", "locking", "performance", "search"}
 STAFF_PAGES = {"setup", "forwarding", "forwarding-endpoint", "forwarding-messages"}
 STAFF_POSTS = {"replay", "setup-test-postback", "setup-test-postback-remove", "alert-acknowledge", "alert-resolve"}
 STAFF_POSTS |= {"forwarding-test", "forwarding-replay", "forwarding-replay-failed"}
