@@ -19,6 +19,7 @@ from events.common.times import format_moment
 from events.impact import Lifecycle, promises
 from events.lifecycle import apply, rules
 from events.models import Action, ActionEvent, AlertItem, AlertKind, ApiChange, Brand, DelayAlert, EventSource
+from events.reporting import reports
 
 from .state import Windows, active_alerts, recount, resolve_if_answered
 
@@ -240,6 +241,7 @@ def backfill(now: datetime | None = None, limit: int = 10_000) -> int:
             # Not a postback: its "delay" would only say when we asked the API.
             ActionEvent.objects.filter(pk=result.event.pk).update(delay_seconds=None)
             ApiChange.objects.filter(pk=change.pk).update(backfilled_event=result.event)
+            reports.refresh([result.event.action_id])  # money by status, the calendar: this change too
             item = AlertItem.objects.filter(api_change=change).select_related("alert").first()
             if item is not None:
                 AlertItem.objects.filter(pk=item.pk).update(backfilled_at=now)

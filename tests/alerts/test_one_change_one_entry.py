@@ -17,7 +17,7 @@ from delay_helpers import MIN, T0, iso, reconcile_at, send_at, tracked
 from django.core.management import call_command
 from fake_impact import action_record, update_record
 
-from events.models import Action, ActionEvent, ApiChange, DelayAlert, Delivery, Endpoint, Message
+from events.models import Action, ActionEvent, ActionReport, ApiChange, DelayAlert, Delivery, Endpoint, Message
 from events.processing import process_pending, replay
 from events.reporting import rollups
 
@@ -232,3 +232,11 @@ def test_postbacks_of_two_backfilled_changes_each_join_their_own_entry(two_appro
     ]
     assert answered() == [(T + 5 * MIN, T + 90 * MIN), (T + 10 * MIN, T + 80 * MIN)]
     assert str(Action.objects.get(action_id="A1").amount) == "60.000000"  # the latest change's, by impact-side time
+
+
+def test_backfilled_changes_are_in_the_reports_at_once(backfilled):
+    """The reports' rows (money by status, the calendar) are kept where the history changes, the
+    backfill included: A9 exists only through it, A1's approval came only through it."""
+    groups = dict(ActionReport.objects.values_list("action__action_id", "group"))
+    assert groups.keys() == {"A1", "A9"}
+    assert groups["A1"] == "approved"
