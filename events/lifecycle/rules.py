@@ -17,7 +17,9 @@
 - one change, one history entry: a postback that reports a change already
   recorded from impact.com's API (backfilled because its postback had not come)
   joins that entry (`reported_change`): same impact-side time and no value that
-  differs, or, without a time, the same values (status, amounts, deltas).
+  differs, or, without a time, the same values (status, amounts, deltas); a postback
+  without a time that could be the tracking (`could_be_tracking`) never joins a
+  modification by its values.
 
 `action` arguments are read for `state`, `tracked_seen`, `money_changed_at` and
 `money_fingerprint` only (an Action, or anything with those attributes).
@@ -221,6 +223,18 @@ def stated_kind(postback: Postback) -> str | None:
     return None
 
 
+def could_be_tracking(postback: Postback) -> bool:
+    """Could this postback be its action's tracking, whatever arrived before it? Not when it states
+    another kind, carries a delta that is not its whole value (a change from earlier values), or an
+    approved status (impact.com tracks an action pending; an approval comes after)."""
+    stated = stated_kind(postback)
+    if stated is not None:
+        return stated == Lifecycle.TRACKED
+    if status_group(postback["status"]) == "approved":
+        return False
+    return from_nothing(postback) or not any(postback[name] for name in ("delta_amount", "delta_payout"))
+
+
 def _compared(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
     return [n for n in COMPARED_VALUES if ours.get(n) not in (None, "") and theirs.get(n) not in (None, "")]
 
@@ -245,7 +259,8 @@ def reports(postback: Postback, event) -> bool:
     """Does `postback` report the change `event` recorded from impact.com's API? Decided on the
     postback alone (never on the action's state), so arrival order cannot change the answer: the
     same impact-side time (UpdateDate; CreationDate for a tracking) and no value that differs, or
-    without a time the same values. A kind the postback states must be the event's."""
+    without a time the same values (never a modification's, for a postback that could be the
+    tracking). A kind the postback states must be the event's."""
     stated = stated_kind(postback)
     if stated is not None and stated != event.kind:
         return False
@@ -253,6 +268,10 @@ def reports(postback: Postback, event) -> bool:
         return False  # a postback that does not say "reversed" is applied as a modification
     values = {name: postback[name] for name in COMPARED_VALUES}
     theirs = {name: getattr(event, name) for name in COMPARED_VALUES}
+    if postback.changed_at is None and event.kind == Lifecycle.MODIFIED and could_be_tracking(postback):
+        # Its values may be the tracking's as much as the modification's (one that changed nothing):
+        # joining by them would depend on which postback came first.
+        return False
     if postback.changed_at is not None:
         # An action is tracked once, and the API's Actions record carries its values of today.
         return same_time(postback.changed_at, event.changed_at) and (

@@ -178,3 +178,29 @@ def test_postbacks_joining_backfilled_changes_end_the_same_in_any_order_and_batc
     note(f"outcomes {list(Delivery.objects.order_by('id').values_list('outcome', flat=True))}")
     assert outcome() == expected
     assert not ActionEvent.objects.filter(source="api").exists()
+
+
+def test_an_untimed_tracking_and_a_backfilled_identical_modification_end_the_same_in_either_order(store):
+    """A tracking without update time and a modification changing nothing (the same values, one
+    minute later), the modification backfilled from the API first: whichever postback comes first,
+    the tracking is recorded as the tracking and the modification's postback joins its entry."""
+    tracked = postback_params(Amount="0.00", Payout="0.00")
+    modified = postback_params(Amount="0.00", Payout="0.00", UpdateDate=(CREATED + timedelta(minutes=1)).isoformat())
+    postbacks = [tracked, modified]
+
+    reset()
+    backfill(postbacks, [1])
+    for params in postbacks:
+        store(params)
+        apply_in_batches([])
+    expected = outcome()
+    assert not ActionEvent.objects.filter(source="api").exists()
+    assert sorted(kind for _, kind in expected[3]) == ["modified", "tracked"]
+
+    reset()
+    backfill(postbacks, [1])
+    for params in reversed(postbacks):
+        store(params)
+    apply_in_batches([])
+    assert outcome() == expected
+    assert not ActionEvent.objects.filter(source="api").exists()
