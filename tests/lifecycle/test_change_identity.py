@@ -37,6 +37,7 @@ def postback(**params) -> impact.Postback:
 
 MODIFIED = Entry("modified", UPDATED)
 REVERSED = Entry("reversed", UPDATED, status="REVERSED", amount=None, payout=Decimal("0"), delta_amount=None)
+PENDING_MODIFIED = Entry("modified", UPDATED, status="PENDING")
 TRACKED = Entry("tracked", CREATED, status="PENDING", amount=Decimal("100"), payout=Decimal("10"), delta_amount=None)
 
 
@@ -80,6 +81,23 @@ TRACKED = Entry("tracked", CREATED, status="PENDING", amount=Decimal("100"), pay
         ({"Status": "PENDING", "Amount": "100", "Payout": "10", "CreationDate": UPDATED.isoformat()}, TRACKED, False),
         ({"Status": "PENDING", "Amount": "100", "Payout": "10", "CreationDate": None}, TRACKED, False),
         ({"UpdateDate": CREATED.isoformat()}, TRACKED, True),
+        # Without a time, a postback that could be the tracking (pending, no delta but the whole values)
+        # does not report a modification by its values: they may be the tracking's. A partial delta, a
+        # stated kind or an update time says it is the modification.
+        ({"Status": "PENDING"}, PENDING_MODIFIED, False),
+        (
+            {"Status": "PENDING", "DeltaAmount": "0", "DeltaPayout": "0"},
+            Entry("modified", UPDATED, "PENDING", delta_amount=Decimal(0), delta_payout=Decimal(0)),
+            False,
+        ),
+        (
+            {"Status": "PENDING", "DeltaAmount": "80", "DeltaPayout": "8"},
+            Entry("modified", UPDATED, "PENDING", delta_amount=None, delta_payout=None),
+            False,
+        ),
+        ({"Status": "PENDING", "DeltaAmount": "-20.00", "DeltaPayout": "-2"}, PENDING_MODIFIED, True),
+        ({"Status": "PENDING", "EventType": "modified"}, PENDING_MODIFIED, True),
+        ({"Status": "PENDING", "UpdateDate": UPDATED.isoformat()}, PENDING_MODIFIED, True),
     ],
 )
 def test_a_postback_reports_an_api_entry_by_time_or_else_by_its_values(params, entry, reports):
