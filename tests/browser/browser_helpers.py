@@ -44,3 +44,9 @@ def log_in(page, base_url: str, username: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(base_url + "/")
+
+
+def fits(page, width: int, path: str) -> None:
+    """The page needs no sideways scrolling at its viewport's width."""
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"{path} is {scroll}px wide at {width}px"

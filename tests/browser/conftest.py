@@ -58,3 +58,17 @@ def phone(browser):
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+WIDTHS = {"desktop": (1366, 900), "phone": (390, 844)}
+
+
+@pytest.fixture(params=list(WIDTHS))
+def sized(request, browser):
+    """(name, width, page) at a desktop's 1366 px and a phone's 390 px, each its own context."""
+    width, height = WIDTHS[request.param]
+    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 500)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield request.param, width, page
+    context.close()

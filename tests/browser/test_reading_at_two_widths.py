@@ -9,11 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth.models import User
 
-from .browser_helpers import log_in, screenshot
+from .browser_helpers import fits, log_in, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-WIDTHS = {"desktop": (1366, 900), "phone": (390, 844)}
 
 CONTRAST = """(selector) => {
     const lum = (rgb) => {
@@ -47,27 +46,12 @@ def history(transactional_db, send):
     User.objects.create_user("staff", password="correct horse 1", is_staff=True)
 
 
-@pytest.fixture(params=list(WIDTHS))
-def sized(request, browser):
-    width, height = WIDTHS[request.param]
-    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 500)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield request.param, width, page
-    context.close()
-
-
-def _fits(page, width: int, path: str) -> None:
-    scroll = page.evaluate("document.documentElement.scrollWidth")
-    assert scroll <= width, f"{path} is {scroll}px wide at {width}px"
-
-
 def test_lists_show_every_payout_and_delay_in_view(sized, live_server, history):
     name, width, page = sized
     log_in(page, live_server.url, "staff", "correct horse 1")
     for path, columns in (("/brands/", ["Net payout", "Delay p95"]), ("/brands/1001/", ["Payout", "Delay"])):
         page.goto(live_server.url + path)
-        _fits(page, width, path)
+        fits(page, width, path)
         row = page.locator("table.data tbody tr").first
         for label in columns:
             cell = row.locator(f'[data-label="{label}"]')
@@ -83,14 +67,14 @@ def test_alert_pages_show_every_delay_and_receipt_in_view(sized, live_server, hi
     name, width, page = sized
     log_in(page, live_server.url, "staff", "correct horse 1")
     page.goto(live_server.url + "/alerts/")
-    _fits(page, width, "/alerts/")
+    fits(page, width, "/alerts/")
     row = page.locator("table.data tbody tr").first
     for label in ("Longest delay", "Opened"):
         box = row.locator(f'[data-label="{label}"]').bounding_box()
         assert box and box["x"] + box["width"] <= width, (label, box)
     row.get_by_role("link").click()
     page.wait_for_url("**/alerts/*/")
-    _fits(page, width, "alert page")
+    fits(page, width, "alert page")
     evidence = page.locator("table.data tbody tr").first
     for label in ("Received", "Delay"):
         box = evidence.locator(f'[data-label="{label}"]').bounding_box()
@@ -121,7 +105,7 @@ def test_the_overview_names_its_days_and_picks_a_currency(sized, live_server, hi
     assert "(JPY)" in page.locator("#overview-payout-title").inner_text()
     start = page.locator('input[name="start"]')
     assert start.get_attribute("placeholder") == "YYYY-MM-DD" and start.get_attribute("type") == "text"
-    _fits(page, width, "/?period=7d")
+    fits(page, width, "/?period=7d")
     screenshot(page, f"reading-{name}-overview")
 
 
@@ -132,5 +116,5 @@ def test_a_missing_action_answers_a_page_to_go_on_from(sized, live_server, histo
     assert response.status == 404
     assert page.get_by_role("navigation", name="Main").is_visible()
     assert "No action with ActionId NOPE-1 has arrived yet." in page.locator("main").inner_text()
-    _fits(page, width, "/actions/NOPE-1/")
+    fits(page, width, "/actions/NOPE-1/")
     screenshot(page, f"reading-{name}-404")

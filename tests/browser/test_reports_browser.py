@@ -8,11 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth.models import User
 
-from .browser_helpers import log_in, screenshot
+from .browser_helpers import fits, log_in, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-WIDTHS = {"desktop": (1366, 900), "phone": (390, 844)}
 
 
 @pytest.fixture
@@ -26,21 +24,6 @@ def history(transactional_db, send):
     send(ActionId="J1", CampaignId="3003", CampaignName="Kettle & Crumb", Currency="JPY", Amount="20000",
          Payout="1500", SubId1="blog", CreationDate=created, LockingDate=(now + timedelta(days=3)).isoformat())  # fmt: skip
     User.objects.create_user("staff", password="correct horse 1", is_staff=True)
-
-
-@pytest.fixture(params=list(WIDTHS))
-def sized(request, browser):
-    width, height = WIDTHS[request.param]
-    context = browser.new_context(viewport={"width": width, "height": height}, is_mobile=width < 500)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield request.param, width, page
-    context.close()
-
-
-def _fits(page, width: int, path: str) -> None:
-    scroll = page.evaluate("document.documentElement.scrollWidth")
-    assert scroll <= width, f"{path} is {scroll}px wide at {width}px"
 
 
 def _in_view(row, labels, width, stacked: bool) -> None:
@@ -57,7 +40,7 @@ def test_the_locking_calendar_and_a_day_of_it(sized, live_server, history):
     name, width, page = sized
     log_in(page, live_server.url, "staff", "correct horse 1")
     page.goto(live_server.url + "/locking/")
-    _fits(page, width, "/locking/")
+    fits(page, width, "/locking/")
     rows = page.locator("table.calendar tbody tr")
     text = page.locator("table.calendar").inner_text()
     assert "$12.34" in text and "¥1,500" in text and "1 still pending" in text
@@ -65,7 +48,7 @@ def test_the_locking_calendar_and_a_day_of_it(sized, live_server, history):
     screenshot(page, f"reports-{name}-locking")
     page.locator("table.calendar tbody tr", has_text="still pending").get_by_role("link").first.click()
     page.wait_for_url("**day=**")
-    _fits(page, width, "locking day")
+    fits(page, width, "locking day")
     assert "B2" in page.locator("table.data").inner_text()
     page.get_by_role("link", name="B2").click()
     page.wait_for_url("**/actions/B2/")
@@ -76,7 +59,7 @@ def test_a_performance_table_by_sub_id(sized, live_server, history):
     name, width, page = sized
     log_in(page, live_server.url, "staff", "correct horse 1")
     page.goto(live_server.url + "/performance/?by=sub_id1")
-    _fits(page, width, "/performance/")
+    fits(page, width, "/performance/")
     tables = page.locator("table.performance")
     assert tables.count() == 2  # USD and JPY apart
     usd = page.locator("section", has=page.get_by_role("heading", name="USD")).locator("table")
@@ -102,6 +85,6 @@ def test_the_top_bar_search_finds_an_order_by_a_part_of_its_id(sized, live_serve
     page.get_by_role("searchbox", name="Search actions, orders, SubIds, brands").fill("9246735")
     page.get_by_role("search").first.get_by_role("button", name="Search").click()
     page.wait_for_url("**/search/?q=9246735")
-    _fits(page, width, "/search/")
+    fits(page, width, "/search/")
     assert "B1" in page.locator("main").inner_text()
     screenshot(page, f"reports-{name}-search")
