@@ -295,7 +295,7 @@ def search(text: str) -> dict:
     actions = Action.objects.select_related("brand").order_by("-first_received_at", "-id")
     by_id = list(actions.filter(action_id=text)[:1])
     if len(text) >= SEARCH_PART_MIN:
-        # UPPER(oid) LIKE '%…%': the trigram index action_oid_trgm on PostgreSQL (migration 0008).
+        # UPPER(oid) LIKE '%…%': the trigram index action_oid_trgm on PostgreSQL (migration 0010_reports).
         orders = actions.alias(oid_ci=Upper("oid")).filter(oid_ci__contains=upper)
     else:
         orders = actions.filter(oid=text)

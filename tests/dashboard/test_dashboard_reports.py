@@ -202,7 +202,7 @@ def test_search_finds_brands_by_name_or_campaign_id(staff_client, history):
 
 
 def test_the_backfill_gives_actions_stored_before_the_table_their_reports(make_history):
-    make_history(20)  # bulk-created, as actions stored before migration 0008 were
+    make_history(20)  # bulk-created, as actions stored before migration 0010_reports were
     assert ActionReport.objects.count() == 0
     assert reports.backfill() == 13
     reversals = ActionReport.objects.exclude(lost=0)  # their money from the events: actions 0, 5 and 10
