@@ -163,6 +163,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, help="batch size (default PROCESSING_BATCH_SIZE)")
     parser.add_argument("--cprofile", action="store_true", help="run under cProfile instead of the step timers")
     parser.add_argument("--top", type=int, default=30, help="cProfile: functions listed (default 30)")
+    parser.add_argument("--cprofile-out", metavar="FILE", help="cProfile: also save the stats (pstats, snakeviz)")
     parser.add_argument("--sqlite", action="store_true", help="an SQLite file instead of PostgreSQL")
     parser.add_argument("--database", default="h_bench_steps", help="PostgreSQL database created and dropped")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
@@ -241,6 +242,8 @@ def main() -> int:
         print("rate per tenth of the drain: " + ", ".join(f"{n / s:,.0f}/s" for n, s in _tenths(tenths)))
         if profile:
             _print_profile(profile, done, args.top)
+            if args.cprofile_out:
+                profile.dump_stats(args.cprofile_out)
             return 0
         print()
         print(
