@@ -221,7 +221,10 @@ class _Fold:
         # there and locked, so every row takes the UPDATE branch. (One UPDATE per action cost
         # the batch a round trip each; bulk_update's CASE per field and row costs more still.)
         Action.objects.bulk_create(
-            self.changed_actions.values(), update_conflicts=True, unique_fields=["id"], update_fields=ACTION_STATE_FIELDS
+            list(self.changed_actions.values()),
+            update_conflicts=True,
+            unique_fields=["id"],
+            update_fields=ACTION_STATE_FIELDS,
         )
         for event in self.joined:
             ActionEvent.objects.filter(pk=event.pk).update(**{name: getattr(event, name) for name in JOINED_FIELDS})
