@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import unquote_to_bytes
 
+from csp.utils import build_policy
 from django.conf import settings
 from django.contrib.auth import logout
 from django.db import InterfaceError, OperationalError
@@ -16,6 +17,28 @@ logger = logging.getLogger(__name__)
 # Views that keep what they are sent as it came: the postback endpoint stores a NUL (escaped), and
 # reads its raw body itself.
 KEEPS_RAW_INPUT = {"impact-postback"}
+
+
+class ContentSecurityPolicyMiddleware:
+    """The Content-Security-Policy header on every response, from CONTENT_SECURITY_POLICY (rendered
+    by django-csp, once).
+
+    django-csp's own middleware renders the policy again for every response, so that a view may
+    change it or add a nonce; no view here does, and that rendering was a twentieth of a postback's
+    time on the request path.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.policy = build_policy()  # "" without a policy: no header
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        # Django's debug pages style themselves inline (as django-csp leaves them).
+        debug_page = settings.DEBUG and response.status_code in (404, 500)
+        if self.policy and not debug_page and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = self.policy
+        return response
 
 
 def _has_nul(encoded: str) -> bool:
