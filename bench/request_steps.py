@@ -71,6 +71,7 @@ def main() -> int:
     parser.add_argument("--app", choices=("product", "naive", "bare"), default="product")
     parser.add_argument("--requests", type=int, default=3000, help="requests timed (default 3000)")
     parser.add_argument("--top", type=int, default=35, help="functions listed (default 35)")
+    parser.add_argument("--cprofile-out", metavar="FILE", help="also save the profile (pstats, snakeviz)")
     parser.add_argument("--sqlite", action="store_true", help="an SQLite file instead of PostgreSQL")
     parser.add_argument("--database", default="h_bench_requests", help="PostgreSQL database created and dropped")
     args = parser.parse_args()
@@ -160,6 +161,8 @@ def main() -> int:
         profile.enable()
         call(n, "profiled")
         profile.disable()
+        if args.cprofile_out:
+            profile.dump_stats(args.cprofile_out)
         for order, title in (("cumulative", "cumulative time"), ("tottime", "own time")):
             stats = pstats.Stats(profile, stream=io.StringIO())
             stats.sort_stats(order)
