@@ -63,9 +63,12 @@ from .reconciliation import (
 from .reports import (
     NO_LOCKING_DAY,
     ActionReport,
+    DayTotal,
+    DimensionTotal,
     ReportZone,
     StatusGroup,
     StatusTotal,
+    TrackedTotal,
 )
 from .rollups import (
     OverviewRollup,
@@ -97,8 +100,10 @@ __all__ = [
     "Brand",
     "Credential",
     "CredentialHeader",
+    "DayTotal",
     "DelayAlert",
     "Delivery",
+    "DimensionTotal",
     "Endpoint",
     "EventSource",
     "ImpactAccount",
@@ -118,6 +123,7 @@ __all__ = [
     "ReportZone",
     "StatusGroup",
     "StatusTotal",
+    "TrackedTotal",
     "WatcherHeartbeat",
     "generate_secret",
     "generate_signing_secret",

@@ -107,8 +107,86 @@ class StatusTotal(models.Model):
         return f"{self.zone} {self.locking_day} {self.group}"
 
 
+class DayTotal(models.Model):
+    """StatusTotal without the brand, and without the setup page's test brand: what the pages across
+    brands read (the overview's money by status as of now, the locking calendar), a row per
+    currency and status group a day rather than one per brand too. Kept like StatusTotal."""
+
+    zone = models.CharField(max_length=64)
+    locking_day = models.DateField(help_text="NO_LOCKING_DAY for actions without a locking date.")
+    currency = models.CharField(max_length=8, blank=True)
+    group = models.CharField(max_length=10, choices=StatusGroup.choices)
+    actions = models.IntegerField(default=0)
+    payout = models.DecimalField(max_digits=24, decimal_places=6, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["zone", "locking_day", "currency", "group"], name="day_total_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.zone} {self.locking_day} {self.group}"
+
+
+class TrackedTotal(models.Model):
+    """Actions and payout per day tracked, brand, currency, status group and locking day (days of the
+    display zone `zone`): the money by status of the actions tracked in a period reads the period's
+    days of these rows instead of every action tracked in it. Kept like StatusTotal."""
+
+    zone = models.CharField(max_length=64)
+    tracked_day = models.DateField()
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+", db_index=False)
+    currency = models.CharField(max_length=8, blank=True)
+    group = models.CharField(max_length=10, choices=StatusGroup.choices)
+    locking_day = models.DateField(help_text="NO_LOCKING_DAY for actions without a locking date.")
+    actions = models.IntegerField(default=0)
+    payout = models.DecimalField(max_digits=24, decimal_places=6, default=0)
+
+    class Meta:
+        constraints = [
+            # The batch's upsert adds to the row of its key; a period reads a range of tracked days.
+            models.UniqueConstraint(
+                fields=["zone", "tracked_day", "brand", "currency", "group", "locking_day"], name="tracked_total_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.zone} {self.tracked_day} {self.group}"
+
+
+class DimensionTotal(models.Model):
+    """Per day tracked, brand, currency, dimension of the performance page (a DIMENSIONS key of
+    events/reporting/report_queries.py) and its value: the actions tracked, those reversed by now, and
+    their payout gained, changed and lost. The performance page sums a period's days of these rows
+    instead of reading every action tracked in it. Kept like StatusTotal."""
+
+    zone = models.CharField(max_length=64)
+    dimension = models.CharField(max_length=16)
+    tracked_day = models.DateField()
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+", db_index=False)
+    currency = models.CharField(max_length=8, blank=True)
+    value = models.CharField(max_length=255, blank=True)
+    tracked = models.IntegerField(default=0)
+    reversed = models.IntegerField(default=0)
+    gained = models.DecimalField(max_digits=24, decimal_places=6, default=0)
+    changed = models.DecimalField(max_digits=24, decimal_places=6, default=0)
+    lost = models.DecimalField(max_digits=24, decimal_places=6, default=0)
+
+    class Meta:
+        constraints = [
+            # The batch's upsert adds to the row of its key; the page reads one dimension's range of days.
+            models.UniqueConstraint(
+                fields=["zone", "dimension", "tracked_day", "brand", "currency", "value"], name="dimension_total_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.zone} {self.tracked_day} {self.dimension}={self.value}"
+
+
 class ReportZone(models.Model):
-    """The display zone StatusTotal was counted in (at most one row)."""
+    """The display zone the totals (StatusTotal, DayTotal, TrackedTotal, DimensionTotal) were counted in
+    (at most one row)."""
 
     zone = models.CharField(max_length=64, unique=True)
     counted_at = models.DateTimeField()

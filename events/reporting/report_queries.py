@@ -18,10 +18,19 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import models
-from django.db.models.functions import Cast, Coalesce, Upper
+from django.db.models.functions import Coalesce, Upper
 
 from events.common.times import day_start, local_day
-from events.models import Action, ActionReport, Brand, StatusGroup, StatusTotal
+from events.models import (
+    Action,
+    ActionReport,
+    Brand,
+    DayTotal,
+    DimensionTotal,
+    StatusGroup,
+    StatusTotal,
+    TrackedTotal,
+)
 
 from . import reports
 
@@ -33,7 +42,8 @@ SEARCH_LIMIT = 50
 SEARCH_PART_MIN = 3  # a part of an order id: at least this many characters (fewer match too much)
 PERFORMANCE_LIMIT = 200
 
-# The dimensions of the performance page: its `by` values, their labels and report fields.
+# The dimensions of the performance page: its `by` values, their labels and report fields (the
+# dimensions DimensionTotal counts: reports.DIMENSION_FIELDS).
 DIMENSIONS = {
     "sub_id1": ("SubId1", "sub_id1"),
     "sub_id2": ("SubId2", "sub_id2"),
@@ -93,16 +103,79 @@ def _add(slot: dict, n: int, p: Decimal) -> None:
     slot["payout"] += p
 
 
-def status_now(now: datetime, brand: Brand | None = None) -> list[dict]:
-    """Every action as it stands now, by status bucket per currency: StatusTotal's rows (locking days
-    before today are locked, after it not), and today's lockings from the reports (locked if the
-    locking time passed). Three queries once the totals are counted."""
+def split_days(start: datetime, end: datetime, tz) -> tuple[date, date, models.Q]:
+    """[start, end) as its whole days of `tz` (first, last: none if first > last), which the totals by
+    day tracked hold, and a Q of `tracked_at` in what is left at either end (a period that starts or
+    ends within a day: "the last 24 hours", a preset's today up to now), read from the reports."""
+    first = local_day(start, tz)
+    if day_start(first, tz) < start:
+        first += timedelta(days=1)
+    last = local_day(end, tz) - timedelta(days=1)
+    if first > last:
+        return first, last, models.Q(tracked_at__gte=start, tracked_at__lt=end)
+    edges = models.Q()
+    if start < day_start(first, tz):
+        edges |= models.Q(tracked_at__gte=start, tracked_at__lt=day_start(first, tz))
+    if day_start(last + timedelta(days=1), tz) < end:
+        edges |= models.Q(tracked_at__gte=day_start(last + timedelta(days=1), tz), tracked_at__lt=end)
+    return first, last, edges
+
+
+def _merged(groups: list[list[dict]], key: tuple[str, ...], sums: tuple[str, ...]) -> list[dict]:
+    """Rows of the same key added up; the keys without actions left out (a total's key whose actions
+    all moved to another one stays, at zero)."""
+    merged: dict[tuple, dict] = {}
+    for rows in groups:
+        for row in rows:
+            slot = merged.setdefault(tuple(row[k] for k in key), {k: row[k] for k in key} | dict.fromkeys(sums, 0))
+            for name in sums:
+                slot[name] += row[name]
+    return [row for row in merged.values() if row[sums[0]]]
+
+
+STATUS_SUMS = ("n", "p", "locked_n", "locked_p")
+
+
+def money_by_status(
+    now: datetime, start: datetime, end: datetime, brand: Brand | None = None
+) -> tuple[list[dict], list[dict]]:
+    """The cards of every action as it stands now (status_now), and of the actions tracked in
+    [start, end) by the bucket they are in now (status_for_period): five queries once the totals are
+    counted (the look, the totals now, the period's TrackedTotal, today's lockings for both, the
+    reports tracked in what is left of the period at either end), whatever the period's length."""
     reports.ensure_totals(now)
     tz = ZoneInfo(reports.zone())
+    days = split_days(start, end, tz)
+    todays = _locked_today(now, tz, brand, days)
+    return _status_now(now, tz, brand, todays), _status_for_period(now, tz, brand, days, todays)
+
+
+def status_now(now: datetime, brand: Brand | None = None) -> list[dict]:
+    """Every action as it stands now, by status bucket per currency: the totals' rows (DayTotal across
+    brands, StatusTotal for one; locking days before today are locked, after it not), and today's
+    lockings from the reports (locked if the locking time passed). Three queries once counted."""
+    reports.ensure_totals(now)
+    tz = ZoneInfo(reports.zone())
+    return _status_now(now, tz, brand, _locked_today(now, tz, brand, None))
+
+
+def status_for_period(start: datetime, end: datetime, now: datetime, brand: Brand | None = None) -> list[dict]:
+    """The actions tracked in [start, end), by the status bucket they are in now, per currency:
+    TrackedTotal's rows of its whole days (locking days before today are locked, after it not; those
+    locking today read from the reports), and the reports tracked in what is left at either end
+    (today up to now)."""
+    reports.ensure_totals(now)
+    tz = ZoneInfo(reports.zone())
+    days = split_days(start, end, tz)
+    return _status_for_period(now, tz, brand, days, _locked_today(now, tz, brand, days))
+
+
+def _status_now(now: datetime, tz, brand: Brand | None, todays: dict) -> list[dict]:
     today = local_day(now, tz)
-    totals = without_tests(StatusTotal.objects.filter(zone=reports.zone()))
-    if brand is not None:
-        totals = totals.filter(brand=brand)
+    if brand is None:
+        totals = DayTotal.objects.filter(zone=reports.zone())
+    else:
+        totals = without_tests(StatusTotal.objects.filter(zone=reports.zone(), brand=brand))
     past = models.Q(locking_day__lt=today)
     rows = list(
         totals.order_by()
@@ -111,32 +184,37 @@ def status_now(now: datetime, brand: Brand | None = None) -> list[dict]:
             n=_count("actions"), p=_sum("payout"), locked_n=_count("actions", past), locked_p=_sum("payout", past)
         )
     )
-    todays = without_tests(
-        ActionReport.objects.filter(reversed=False, locking_date__gte=day_start(today, tz), locking_date__lte=now)
-    )
-    if brand is not None:
-        todays = todays.filter(brand=brand)
-    locked_today = {
-        (r["currency"], r["group"]): r
-        for r in todays.order_by().values("currency", "group").annotate(n=models.Count("id"), p=_sum("payout"))
-    }
-    for row in rows:
-        extra = locked_today.get((row["currency"], row["group"]))
-        if extra and row["group"] != StatusGroup.REVERSED:
-            row["locked_n"] += extra["n"]
-            row["locked_p"] += extra["p"]
-    return _folded(rows)
+    locked = [{**r, "n": 0, "p": 0, "locked_n": r["n"], "locked_p": r["p"]} for r in todays.values()]
+    return _folded(_merged([rows, locked], ("currency", "group"), STATUS_SUMS))
 
 
-def status_for_period(start: datetime, end: datetime, now: datetime, brand: Brand | None = None) -> list[dict]:
-    """The actions tracked in [start, end), by the status bucket they are in now, per currency: one
-    query over the period's range of report_tracked (or report_brand_tracked)."""
-    rows = without_tests(ActionReport.objects.filter(tracked_at__gte=start, tracked_at__lt=end))
-    if brand is not None:
-        rows = rows.filter(brand=brand)
-    locked = models.Q(reversed=False, locking_date__lte=now)
-    return _folded(
-        list(
+def _status_for_period(now: datetime, tz, brand: Brand | None, days: tuple, todays: dict) -> list[dict]:
+    today = local_day(now, tz)
+    first, last, edges = days
+    parts = []
+    if first <= last:
+        totals = without_tests(
+            TrackedTotal.objects.filter(zone=reports.zone(), tracked_day__gte=first, tracked_day__lte=last)
+        )
+        if brand is not None:
+            totals = totals.filter(brand=brand)
+        past = models.Q(locking_day__lt=today)
+        parts.append(
+            totals.order_by()
+            .values("currency", "group")
+            .annotate(
+                n=_count("actions"), p=_sum("payout"), locked_n=_count("actions", past), locked_p=_sum("payout", past)
+            )
+        )
+        parts.append(
+            [{**r, "n": 0, "p": 0, "locked_n": r["period_n"], "locked_p": r["period_p"]} for r in todays.values()]
+        )
+    if edges.children:
+        rows = without_tests(ActionReport.objects.filter(edges))
+        if brand is not None:
+            rows = rows.filter(brand=brand)
+        locked = models.Q(reversed=False, locking_date__lte=now)
+        parts.append(
             rows.order_by()
             .values("currency", "group")
             .annotate(
@@ -146,7 +224,36 @@ def status_for_period(start: datetime, end: datetime, now: datetime, brand: Bran
                 locked_p=_sum("payout", locked),
             )
         )
+    return _folded(_merged([list(part) for part in parts], ("currency", "group"), STATUS_SUMS))
+
+
+def _locked_today(now: datetime, tz, brand: Brand | None, days: tuple | None) -> dict:
+    """{(currency, group): {n, p, period_n, period_p}} of the not reversed actions whose locking time
+    passed today (the totals count their day as not locked yet); period_n and period_p: those of them
+    tracked in the whole days of `days` (split_days), which TrackedTotal holds. One query."""
+    todays = without_tests(
+        ActionReport.objects.filter(
+            reversed=False, locking_date__gte=day_start(local_day(now, tz), tz), locking_date__lte=now
+        )
     )
+    if brand is not None:
+        todays = todays.filter(brand=brand)
+    in_period = models.Q(pk__in=[])
+    if days is not None and days[0] <= days[1]:
+        in_period = models.Q(
+            tracked_at__gte=day_start(days[0], tz), tracked_at__lt=day_start(days[1] + timedelta(days=1), tz)
+        )
+    rows = (
+        todays.order_by()
+        .values("currency", "group")
+        .annotate(
+            n=models.Count("id"),
+            p=_sum("payout"),
+            period_n=models.Count("id", filter=in_period),
+            period_p=_sum("payout", in_period),
+        )
+    )
+    return {(r["currency"], r["group"]): r for r in rows}
 
 
 # --- Locking calendar --------------------------------------------------------------------------
@@ -157,7 +264,7 @@ class CalendarDay:
     day: date
     past: bool  # its locking time has passed for every action of the day (today is not past)
     today: bool
-    money: dict[str, dict] = field(default_factory=dict)  # {currency: {actions, payout, overdue, brands}}
+    money: dict[str, dict] = field(default_factory=dict)  # {currency: {actions, payout, overdue}}
 
     @property
     def actions(self) -> int:
@@ -170,11 +277,47 @@ class CalendarDay:
 
 def calendar(now: datetime, brand: Brand | None = None, currency: str | None = None) -> list[CalendarDay]:
     """The last CALENDAR_PAST_DAYS days, today and the next CALENDAR_NEXT_DAYS, each with the payout of
-    the not reversed actions that lock on it, per currency and brand, and how many were still pending
-    (flagged once the day passed): one query over StatusTotal's rows of those days."""
+    the not reversed actions that lock on it, per currency, and how many were still pending (flagged
+    once the day passed): one query over DayTotal's rows of those days (StatusTotal's for one brand),
+    a few per day whatever the number of brands (a day's brands: `locking_brands`)."""
     reports.ensure_totals(now)
     today = local_day(now, ZoneInfo(reports.zone()))
-    first, last = today - timedelta(days=CALENDAR_PAST_DAYS), today + timedelta(days=CALENDAR_NEXT_DAYS)
+    first, last = calendar_window(now)
+    rows = (
+        _locking_totals(brand, currency)
+        .filter(locking_day__gte=first, locking_day__lte=last)
+        .order_by()
+        .values("locking_day", "currency")
+        .annotate(n=_count("actions"), p=_sum("payout"), pending=_count("actions", models.Q(group__in=NOT_APPROVED)))
+    )
+    days = {first + timedelta(days=i): None for i in range((last - first).days + 1)}
+    result = {day: CalendarDay(day, past=day < today, today=day == today) for day in days}
+    for row in rows:
+        if row["n"]:  # a key whose actions all moved to another stays, at zero
+            result[row["locking_day"]].money[row["currency"]] = {
+                "actions": row["n"],
+                "payout": row["p"],
+                "overdue": row["pending"] if row["locking_day"] < today else 0,
+            }
+    return list(result.values())
+
+
+def _locking_totals(brand: Brand | None, currency: str | None):
+    """The totals of the not reversed actions by locking day: across brands, or of one."""
+    if brand is None:
+        totals = DayTotal.objects.filter(zone=reports.zone())
+    else:
+        totals = without_tests(StatusTotal.objects.filter(zone=reports.zone(), brand=brand))
+    totals = totals.exclude(group=StatusGroup.REVERSED)
+    return totals.filter(currency=currency) if currency is not None else totals
+
+
+def locking_brands(first: date, last: date, brand: Brand | None = None, currency: str | None = None) -> list[dict]:
+    """Per locking day from `first` to `last`, currency and brand: the not reversed actions, their
+    payout and how many are pending ({day, currency, brand_id, actions, payout, pending}), by day and
+    currency, the largest payout first: a day's brands, and the calendar's CSV. One query over
+    StatusTotal's rows of those days."""
+    reports.ensure_totals()
     totals = without_tests(
         StatusTotal.objects.filter(zone=reports.zone(), locking_day__gte=first, locking_day__lte=last).exclude(
             group=StatusGroup.REVERSED
@@ -188,18 +331,20 @@ def calendar(now: datetime, brand: Brand | None = None, currency: str | None = N
         totals.order_by()
         .values("locking_day", "currency", "brand_id")
         .annotate(n=_count("actions"), p=_sum("payout"), pending=_count("actions", models.Q(group__in=NOT_APPROVED)))
+        .order_by("locking_day", "currency", "-p", "brand_id")
     )
-    days = {first + timedelta(days=i): None for i in range((last - first).days + 1)}
-    result = {day: CalendarDay(day, past=day < today, today=day == today) for day in days}
-    for row in rows:
-        entry = result[row["locking_day"]].money.setdefault(
-            row["currency"], {"actions": 0, "payout": Decimal(0), "overdue": 0, "brands": []}
-        )
-        entry["actions"] += row["n"]
-        entry["payout"] += row["p"]
-        entry["overdue"] += row["pending"] if row["locking_day"] < today else 0
-        entry["brands"].append((row["brand_id"], row["n"], row["p"]))
-    return list(result.values())
+    return [
+        {"day": r["locking_day"], "currency": r["currency"], "brand_id": r["brand_id"], "actions": r["n"],
+         "payout": r["p"], "pending": r["pending"]}
+        for r in rows
+        if r["n"]
+    ]  # fmt: skip
+
+
+def calendar_window(now: datetime) -> tuple[date, date]:
+    """The calendar's first and last day."""
+    today = local_day(now, ZoneInfo(reports.zone()))
+    return today - timedelta(days=CALENDAR_PAST_DAYS), today + timedelta(days=CALENDAR_NEXT_DAYS)
 
 
 def locking_on(day: date, tz, brand: Brand | None = None, currency: str | None = None):
@@ -228,53 +373,67 @@ def tracked_in(start: datetime, end: datetime, brand: Brand | None = None):
     return rows.filter(brand=brand) if brand is not None else rows
 
 
-def performance(reports_qs, by: str, sort: str, limit: int = PERFORMANCE_LIMIT) -> list[dict]:
-    """Per value of the dimension `by` and currency: actions tracked, those of them reversed by now
-    (a cohort: never more than tracked), payout gained, changed, lost and net; ordered by currency,
-    then by `sort` (a PERFORMANCE_SORTS name, "-" first for descending); at most `limit` + 1 rows (the
-    one more says there are more)."""
-    column = DIMENSIONS[by][1]
+PERFORMANCE_SUMS = ("tracked", "reversed", "gained", "changed", "lost")
+
+
+def performance(
+    start: datetime,
+    end: datetime,
+    by: str,
+    sort: str,
+    brand: Brand | None = None,
+    currency: str | None = None,
+    limit: int = PERFORMANCE_LIMIT,
+) -> list[dict]:
+    """Per value of the dimension `by` and currency, over the actions tracked in [start, end): actions
+    tracked, those of them reversed by now (a cohort: never more than tracked), payout gained,
+    changed, lost and net; ordered by currency, then by `sort` (a PERFORMANCE_SORTS name, "-" first
+    for descending), then by value; at most `limit` + 1 rows (the one more says there are more).
+    DimensionTotal's rows of the period's whole days and the reports of what is left at either end
+    (today up to now): two queries whatever the period's length, ordered here (by code point, as
+    PostgreSQL's C collation and SQLite do)."""
+    reports.ensure_totals()
+    tz = ZoneInfo(reports.zone())
+    first, last, edges = split_days(start, end, tz)
+    money = {name: _sum(name) for name in ("gained", "changed", "lost")}
+    parts = []
+    if first <= last:
+        totals = without_tests(
+            DimensionTotal.objects.filter(
+                zone=reports.zone(), dimension=by, tracked_day__gte=first, tracked_day__lte=last
+            )
+        )
+        parts.append(
+            _chosen(totals, brand, currency)
+            .order_by()
+            .values("value", "currency")
+            .annotate(tracked=_count("tracked"), reversed=_count("reversed"), **money)
+        )
+    if edges.children:
+        rows = _chosen(without_tests(ActionReport.objects.filter(edges)), brand, currency)
+        parts.append(
+            rows.order_by()
+            .values("currency", value=models.F(DIMENSIONS[by][1]))
+            .annotate(tracked=models.Count("id"), reversed=models.Count("id", filter=models.Q(reversed=True)), **money)
+        )
+    rows = _merged([list(part) for part in parts], ("value", "currency"), PERFORMANCE_SUMS)
+    for row in rows:
+        row["net"] = row["gained"] + row["changed"] + row["lost"]
+        row["reversed_rate"] = row["reversed"] / row["tracked"]
     key = sort.lstrip("-")
-    rows = (
-        reports_qs.order_by()
-        .values(value=models.F(column), currency_code=models.F("currency"))
-        .annotate(
-            tracked=models.Count("id"),
-            reversed_n=models.Count("id", filter=models.Q(reversed=True)),
-            gained_sum=_sum("gained"),
-            changed_sum=_sum("changed"),
-            lost_sum=_sum("lost"),
-        )
-        .annotate(
-            net_sum=models.F("gained_sum") + models.F("changed_sum") + models.F("lost_sum"),
-            rate=Cast("reversed_n", models.FloatField()) / Cast("tracked", models.FloatField()),
-        )
-    )
-    order = {
-        "value": "value",
-        "tracked": "tracked",
-        "reversed": "reversed_n",
-        "reversed_rate": "rate",
-        "gained": "gained_sum",
-        "lost": "lost_sum",
-        "net": "net_sum",
-    }[key]
-    descending = sort.startswith("-")
-    rows = rows.order_by("currency_code", f"-{order}" if descending else order, "value")
-    return [
-        {
-            "value": r["value"],
-            "currency": r["currency_code"],
-            "tracked": r["tracked"],
-            "reversed": r["reversed_n"],
-            "reversed_rate": r["rate"],
-            "gained": r["gained_sum"],
-            "changed": r["changed_sum"],
-            "lost": r["lost_sum"],
-            "net": r["net_sum"],
-        }
-        for r in rows[: limit + 1]
-    ]
+    sign = -1 if sort.startswith("-") and key != "value" else 1
+    if key == "value":
+        rows.sort(key=lambda r: r["value"], reverse=sort.startswith("-"))
+    else:
+        rows.sort(key=lambda r: (sign * r[key], r["value"]))
+    rows.sort(key=lambda r: r["currency"])  # stable: within each currency, the order above
+    return rows[: limit + 1]
+
+
+def _chosen(queryset, brand: Brand | None, currency: str | None):
+    if brand is not None:
+        queryset = queryset.filter(brand=brand)
+    return queryset.filter(currency=currency) if currency else queryset
 
 
 def with_value(reports_qs, by: str, value: str):

@@ -1,12 +1,19 @@
-"""The reports' tables kept true: one ActionReport row per action, and StatusTotal, its actions and
-payout per brand, currency, status group and locking day.
+"""The reports' tables kept true: one ActionReport row per action, and four totals of them:
+- StatusTotal, actions and payout per brand, currency, status group and locking day (money by
+  status "as of now" and the locking calendar of one brand);
+- DayTotal, the same without the brand, the setup page's test brand left out (across brands);
+- TrackedTotal, StatusTotal per day tracked too (money by status of the actions tracked in a period);
+- DimensionTotal, per day tracked, brand, currency and value of each dimension of the performance
+  page: actions tracked, reversed by now, payout gained, changed and lost.
 
 `refresh(action ids)` runs inside the processor's batch transaction, after the lifecycle wrote the
-batch: it rewrites the batch's ActionReport rows (two reads and one upsert) and adds the difference
-between their old and new keys to StatusTotal (one upsert). So the pages read bounded rows: the
-totals of a few keys, or one index range of reports.
+batch: it rewrites the batch's ActionReport rows (two reads and one upsert), looks up the test
+brand, and adds the difference between their old and new keys to each total (one upsert per total;
+DimensionTotal's in chunks of TOTAL_CHUNK rows, so at most two for a batch of 300 new actions). So
+the pages read bounded rows: the totals of a few keys or of a period's days, or one index range of
+reports (what is left of a period at either end: today up to now).
 
-StatusTotal is counted in the display zone (its locking days are that zone's days). It is counted
+The totals are counted in the display zone (their days are that zone's days). They are counted
 from ActionReport on first need (`ensure_totals`) and dropped by `forget()`, which the rare bulk
 writers call (admin deletions, the demo's backdating, removing the setup page's test action), and
 when the display zone changes. Race: `refresh()` holds a shared advisory lock, counting and
@@ -22,21 +29,38 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
+from django.db.models import F
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from events.common.times import local_day
 from events.impact import Lifecycle, status_group
-from events.models import NO_LOCKING_DAY, Action, ActionEvent, ActionReport, ReportZone, StatusGroup, StatusTotal, sql
+from events.models import (
+    NO_LOCKING_DAY,
+    Action,
+    ActionEvent,
+    ActionReport,
+    Brand,
+    DayTotal,
+    DimensionTotal,
+    ReportZone,
+    StatusGroup,
+    StatusTotal,
+    TrackedTotal,
+    sql,
+)
 
 LOCK_KEY = zlib.crc32(b"events.reports")
 BACKFILL_CHUNK = 5000
+TOTAL_CHUNK = 2000  # rows per upsert: 22,000 parameters for DimensionTotal, under SQLite's 32,766
+# The report fields the performance page groups by: DimensionTotal's `dimension`.
+DIMENSION_FIELDS = ("sub_id1", "sub_id2", "sub_id3", "tracker", "promo_code", "referring_type")
 # What refresh() rewrites on a report already there.
 REPORT_FIELDS = (
     "brand", "currency", "group", "reversed", "locking_date", "tracked_at", "payout", "gained", "changed", "lost",
@@ -143,17 +167,26 @@ def refresh(action_ids: Iterable[int]) -> None:
         return
     sql.advisory_xact_lock_shared(LOCK_KEY)
     counted_in = ReportZone.objects.values_list("zone", flat=True).first()
-    old = [_key(r, counted_in) for r in ActionReport.objects.filter(action_id__in=ids)] if counted_in else []
+    old = list(ActionReport.objects.filter(action_id__in=ids)) if counted_in else []
     new = build_reports(ids)
     save_reports(new)
     if counted_in:
-        sql.add_status_totals(_deltas(old, [_key(r, counted_in) for r in new], counted_in))
+        tz = ZoneInfo(counted_in)
+        old_keys, new_keys = [_key(r, tz) for r in old], [_key(r, tz) for r in new]
+        sql.add_status_totals(_deltas(old_keys, new_keys, counted_in))
+        tests = set(Brand.objects.tests().values_list("id", flat=True))
+        add_totals(DayTotal, DAY_KEY, PAIR, _day_deltas(old_keys, new_keys, tests, counted_in))
+        add_totals(TrackedTotal, TRACKED_KEY, PAIR, _tracked_deltas(old, new, tz, counted_in))
+        add_totals(DimensionTotal, DIMENSION_KEY, DIMENSION_SUMS, _dimension_deltas(old, new, tz, counted_in))
 
 
-def _key(report: ActionReport, in_zone: str) -> tuple:
-    """(brand, currency, group, locking day in `in_zone`) and the payout the report adds to it."""
-    day = local_day(report.locking_date, ZoneInfo(in_zone)) if report.locking_date else NO_LOCKING_DAY
-    return (report.brand_id, report.currency, report.group, day), report.payout or Decimal(0)
+def _locking_day(report: ActionReport, tz: ZoneInfo):
+    return local_day(report.locking_date, tz) if report.locking_date else NO_LOCKING_DAY
+
+
+def _key(report: ActionReport, tz: ZoneInfo) -> tuple:
+    """(brand, currency, group, locking day in `tz`) and the payout the report adds to it."""
+    return (report.brand_id, report.currency, report.group, _locking_day(report, tz)), report.payout or Decimal(0)
 
 
 def _deltas(old: list[tuple], new: list[tuple], in_zone: str) -> list[tuple]:
@@ -166,11 +199,97 @@ def _deltas(old: list[tuple], new: list[tuple], in_zone: str) -> list[tuple]:
     return [(in_zone, *key, actions[key], payout[key]) for key in payout if actions[key] or payout[key] != Decimal(0)]
 
 
+STATUS_KEY = ("brand", "currency", "group", "locking_day")
+DAY_KEY = ("locking_day", "currency", "group")
+TRACKED_KEY = ("tracked_day", "brand", "currency", "group", "locking_day")
+PAIR = ("actions", "payout")
+DIMENSION_KEY = ("dimension", "tracked_day", "brand", "currency", "value")
+DIMENSION_SUMS = ("tracked", "reversed", "gained", "changed", "lost")
+
+
+def _day_deltas(old_keys: list[tuple], new_keys: list[tuple], tests: set, in_zone: str) -> list[tuple]:
+    """DayTotal's changes from StatusTotal's keys: (zone, *DAY_KEY, actions, payout), the test brand's left out."""
+    totals: dict[tuple, list] = {}
+    for sign, keys in ((-1, old_keys), (1, new_keys)):
+        for (brand_id, currency, group, day), amount in keys:
+            if brand_id not in tests:
+                slot = totals.setdefault((day, currency, group), [0, Decimal(0)])
+                slot[0] += sign
+                slot[1] += sign * amount
+    return [(in_zone, *key, *sums) for key, sums in totals.items() if any(sums)]
+
+
+def _tracked_deltas(old: list, new: list, tz: ZoneInfo, in_zone: str) -> list[tuple]:
+    """TrackedTotal's changes: (zone, *TRACKED_KEY, actions, payout), the keys that did not change left out."""
+
+    def rows(report):
+        key = (local_day(report.tracked_at, tz), report.brand_id, report.currency, report.group)
+        yield (*key, _locking_day(report, tz)), (1, report.payout or Decimal(0))
+
+    return _summed(old, new, rows, in_zone)
+
+
+def _dimension_deltas(old: list, new: list, tz: ZoneInfo, in_zone: str) -> list[tuple]:
+    """DimensionTotal's changes: (zone, *DIMENSION_KEY, *DIMENSION_SUMS), one key per dimension."""
+
+    def rows(report):
+        day = local_day(report.tracked_at, tz)
+        sums = (1, int(report.reversed), report.gained, report.changed, report.lost)
+        for name in DIMENSION_FIELDS:
+            yield (name, day, report.brand_id, report.currency, getattr(report, name)), sums
+
+    return _summed(old, new, rows, in_zone)
+
+
+def _summed(old: list, new: list, rows, in_zone: str) -> list[tuple]:
+    """The new reports' rows minus the old ones', per key; the keys whose sums are all zero left out
+    (a report rewritten without a change to them)."""
+    totals: dict[tuple, list] = {}
+    for sign, reports_ in ((-1, old), (1, new)):
+        for report in reports_:
+            for key, sums in rows(report):
+                slot = totals.setdefault(key, [0] * len(sums))
+                for i, amount in enumerate(sums):
+                    slot[i] += sign * amount
+    return [(in_zone, *key, *sums) for key, sums in totals.items() if any(sums)]
+
+
+def add_totals(model, key: tuple[str, ...], sums: tuple[str, ...], rows: list[tuple]) -> None:
+    """Add rows of (zone, *key, *sums) to `model`, inserting the keys not there yet: one INSERT … ON
+    CONFLICT DO UPDATE per TOTAL_CHUNK rows (the ORM's upsert can only overwrite), in key order so
+    two batches lock shared rows in the same order. `zone` and `key` are the model's unique fields."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    keys = [quote(model._meta.get_field(name).column) for name in ("zone", *key)]
+    added = [quote(model._meta.get_field(name).column) for name in sums]
+    placeholders = "(" + ", ".join(["%s"] * (len(keys) + len(added))) + ")"
+    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in added)
+    ordered = sorted(rows, key=lambda row: row[: len(keys)])
+    with connection.cursor() as db:
+        for start in range(0, len(ordered), TOTAL_CHUNK):
+            chunk = ordered[start : start + TOTAL_CHUNK]
+            # Identifiers from the model's metadata, quoted; every value a parameter.
+            db.execute(
+                f"INSERT INTO {table} ({', '.join(keys + added)}) VALUES {', '.join([placeholders] * len(chunk))} "  # noqa: S608
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
+                [_param(value) for row in chunk for value in row],
+            )
+
+
+def _param(value):
+    """Dates as ISO text and amounts as text: what both backends read into DATE and NUMERIC alike."""
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value) if isinstance(value, Decimal) else value
+
+
 # --- Totals ------------------------------------------------------------------------------------
 
 
 def ensure_totals(now: datetime | None = None) -> None:
-    """Count StatusTotal in the display zone unless it is counted already (one query then)."""
+    """Count the totals in the display zone unless they are counted already (one query then)."""
     wanted = zone()
     if ReportZone.objects.filter(zone=wanted).exists():
         return
@@ -181,31 +300,65 @@ def ensure_totals(now: datetime | None = None) -> None:
 
 
 def _count_totals(in_zone: str, now: datetime) -> None:
-    StatusTotal.objects.all().delete()
-    ReportZone.objects.all().delete()
+    _drop()
+    tz = ZoneInfo(in_zone)
+    reports_ = ActionReport.objects.order_by()
     no_day = models.Value(NO_LOCKING_DAY, output_field=models.DateField())
-    rows = (
-        ActionReport.objects.order_by()
-        .annotate(day=Coalesce(TruncDate("locking_date", tzinfo=ZoneInfo(in_zone)), no_day))
-        .values("brand_id", "currency", "group", "day")
-        .annotate(n=models.Count("id"), total=Coalesce(models.Sum("payout"), Decimal(0), output_field=_decimal()))
+    by_locking_day = reports_.annotate(lday=Coalesce(TruncDate("locking_date", tzinfo=tz), no_day))
+    counted = {"n": models.Count("id"), "total": _total("payout")}
+    status = by_locking_day.values("brand_id", "currency", "group", "lday").annotate(**counted)
+    _insert_counted(
+        StatusTotal, in_zone, STATUS_KEY, PAIR, status, ("brand_id", "currency", "group", "lday", "n", "total")
     )
-    StatusTotal.objects.bulk_create(
-        [
-            StatusTotal(
-                zone=in_zone,
-                brand_id=r["brand_id"],
-                currency=r["currency"],
-                group=r["group"],
-                locking_day=r["day"],
-                actions=r["n"],
-                payout=r["total"],
-            )
-            for r in rows.iterator(chunk_size=2000)
-        ],
-        batch_size=1000,
+    days = (
+        by_locking_day.exclude(brand__in=Brand.objects.tests().values("id"))
+        .values("lday", "currency", "group")
+        .annotate(**counted)
+    )
+    _insert_counted(DayTotal, in_zone, DAY_KEY, PAIR, days, ("lday", "currency", "group", "n", "total"))
+    by_day = by_locking_day.annotate(day=TruncDate("tracked_at", tzinfo=tz))
+    tracked = by_day.values("day", "brand_id", "currency", "group", "lday").annotate(**counted)
+    _insert_counted(
+        TrackedTotal,
+        in_zone,
+        TRACKED_KEY,
+        PAIR,
+        tracked,
+        ("day", "brand_id", "currency", "group", "lday", "n", "total"),
+    )
+    money = {f"{name}_sum": _total(name) for name in ("gained", "changed", "lost")}
+    parts = [
+        by_day.annotate(dimension=models.Value(name), dimension_value=F(name))
+        .values("dimension", "day", "brand_id", "currency", "dimension_value")
+        .annotate(n=models.Count("id"), reversed_n=models.Count("id", filter=models.Q(reversed=True)), **money)
+        for name in DIMENSION_FIELDS
+    ]
+    picked = ("dimension", "day", "brand_id", "currency", "dimension_value", "n", "reversed_n", *money)
+    _insert_counted(
+        DimensionTotal, in_zone, DIMENSION_KEY, DIMENSION_SUMS, parts[0].union(*parts[1:], all=True), picked
     )
     ReportZone.objects.create(zone=in_zone, counted_at=now)
+
+
+def _total(name: str):
+    return Coalesce(models.Sum(name), Decimal(0), output_field=_decimal())
+
+
+def _insert_counted(model, in_zone: str, key: tuple[str, ...], sums: tuple[str, ...], rows, picked: tuple) -> None:
+    """INSERT INTO model SELECT … the counted rows (`picked`: their names, in the order of key and sums):
+    one statement in the database rather than every row through Python (the ORM has no INSERT …
+    SELECT; the SELECT is the ORM's own, so its days are cut in the zone alike on both backends)."""
+    quote = connection.ops.quote_name
+    columns = [quote(model._meta.get_field(name).column) for name in ("zone", *key, *sums)]
+    select, params = rows.query.sql_with_params()
+    chosen = ", ".join(f"counted.{quote(name)}" for name in picked)
+    table = quote(model._meta.db_table)
+    with connection.cursor() as db:
+        # Identifiers from the model's metadata, quoted; the SELECT compiled by the ORM with its parameters.
+        db.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT %s, {chosen} FROM ({select}) counted",  # noqa: S608
+            [in_zone, *params],
+        )
 
 
 def _decimal():
@@ -213,8 +366,12 @@ def _decimal():
 
 
 def forget() -> None:
-    """Drop StatusTotal (counted again on the next view): for writers that delete or move actions in bulk."""
+    """Drop the totals (counted again on the next view): for writers that delete or move actions in bulk."""
     with transaction.atomic():
         sql.advisory_xact_lock(LOCK_KEY)
-        StatusTotal.objects.all().delete()
-        ReportZone.objects.all().delete()
+        _drop()
+
+
+def _drop() -> None:
+    for model in (StatusTotal, DayTotal, TrackedTotal, DimensionTotal, ReportZone):
+        model.objects.all().delete()

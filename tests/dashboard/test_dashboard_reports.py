@@ -140,6 +140,22 @@ def test_a_calendar_day_lists_its_actions_and_exports_them(staff_client, history
     assert rows[1][1:] == ["P1", "1001", "pending", "USD", "30.00", "still pending when locked"]
 
 
+def test_a_calendar_day_shows_its_brands_and_the_csv_every_days(staff_client, history):
+    in_three = (NOW + timedelta(days=3)).date().isoformat()
+    brands = staff_client.get(f"/locking/?day={in_three}").context["brands"]
+    assert [(b["brand"].campaign_id, b["currency"], b["actions"], b["payout"]) for b in brands] == [
+        ("2002", "EUR", 1, Decimal(7)),
+        ("1001", "USD", 1, Decimal(40)),
+    ]  # by currency, the largest payout first
+    exported = staff_client.get("/locking/?format=csv")
+    rows = list(csv.reader(io.StringIO(b"".join(exported.streaming_content).decode("utf-8-sig"))))
+    assert rows[0] == ["day", "currency", "campaign_id", "brand", "actions", "payout", "still_pending_when_locked"]
+    three_ago = (NOW - timedelta(days=3)).date().isoformat()
+    assert [three_ago, "USD", "1001", "Acme Shoes", "1", "30.00", "1"] in rows  # P1, locked while pending
+    assert [in_three, "EUR", "2002", "Nord Books", "1", "7.00", ""] in rows
+    assert len(rows) == 1 + 5  # L1, P1, F1, N1, A1: one brand a day and currency
+
+
 def test_an_unknown_brand_is_said_and_ignored(staff_client, history):
     response = staff_client.get("/locking/?brand=nope")
     assert response.status_code == 200
