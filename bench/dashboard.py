@@ -233,8 +233,9 @@ def fill(schema: str, size: int) -> None:
         cursor.execute("INSERT INTO bench_meta VALUES (%s)", [size])
     from events.reporting import reports
 
-    # The reports' rows, as migration 0008 fills them for actions stored before it (COPY bypassed
-    # the processor, which keeps them from then on).
+    # The reports' rows, as migration 0010_reports fills them for actions stored before it (COPY
+    # bypassed the processor, which keeps them from then on); their totals are counted on the first
+    # view (events/reporting/reports.py), as after migration 0011_report_totals.
     reports.backfill()
     User.objects.create_user("bench", password="bench-password-1", is_staff=True)
     connection.close()
@@ -257,7 +258,9 @@ def pages(schema: str) -> list[tuple[str, str]]:
     deep = ActionEvent.objects.for_brand(brand).order_by("-received_at", "-id")[int(count * 0.9)]
     cursor = Cursor(deep.received_at, deep.pk).encode()
     action = Action.objects.filter(brand=brand, event_count=3).order_by("-last_received_at").first()
-    locking_day = (ANCHOR + timedelta(days=10)).date().isoformat()
+    # A day with lockings at both sizes (10k's 3.6 days of data lock 26 to 60 days ahead): a full
+    # page of actions on either side, not an empty page against a full one.
+    locking_day = (ANCHOR + timedelta(days=28)).date().isoformat()
     return [
         ("overview (7 d)", "/"),
         ("overview (30 d)", "/?period=30d"),
