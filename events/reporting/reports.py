@@ -35,7 +35,6 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import F
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -326,22 +325,39 @@ def _count_totals(in_zone: str, now: datetime) -> None:
         tracked,
         ("day", "brand_id", "currency", "group", "lday", "n", "total"),
     )
-    money = {f"{name}_sum": _total(name) for name in ("gained", "changed", "lost")}
-    parts = [
-        by_day.annotate(dimension=models.Value(name), dimension_value=F(name))
-        .values("dimension", "day", "brand_id", "currency", "dimension_value")
-        .annotate(n=models.Count("id"), reversed_n=models.Count("id", filter=models.Q(reversed=True)), **money)
-        for name in DIMENSION_FIELDS
-    ]
-    picked = ("dimension", "day", "brand_id", "currency", "dimension_value", "n", "reversed_n", *money)
-    _insert_counted(
-        DimensionTotal, in_zone, DIMENSION_KEY, DIMENSION_SUMS, parts[0].union(*parts[1:], all=True), picked
-    )
+    _count_dimensions(in_zone, by_day)
     ReportZone.objects.create(zone=in_zone, counted_at=now)
 
 
 def _total(name: str):
     return Coalesce(models.Sum(name), Decimal(0), output_field=_decimal())
+
+
+def _count_dimensions(in_zone: str, by_day) -> None:
+    """DimensionTotal from one pass over the reports: their sums per day, brand, currency and every
+    dimension's value at once (the ORM's query), then each dimension's rows summed from those, six
+    GROUP BYs of a common table expression in one INSERT (both backends evaluate it once; six
+    passes over the reports took 6 s of a 10 s count at a million events)."""
+    quote = connection.ops.quote_name
+    money = {f"{name}_sum": _total(name) for name in ("gained", "changed", "lost")}
+    base = by_day.values("day", "brand_id", "currency", *DIMENSION_FIELDS).annotate(
+        n=models.Count("id"), reversed_n=models.Count("id", filter=models.Q(reversed=True)), **money
+    )
+    select, params = base.query.sql_with_params()
+    columns = [quote(DimensionTotal._meta.get_field(name).column) for name in ("zone", *DIMENSION_KEY, *DIMENSION_SUMS)]
+    sums = ", ".join(f"SUM(base.{quote(name)})" for name in ("n", "reversed_n", *money))
+    parts, part_params = [], []
+    for name in DIMENSION_FIELDS:
+        group = f"base.{quote('day')}, base.{quote('brand_id')}, base.{quote('currency')}, base.{quote(name)}"
+        parts.append(f"SELECT %s, %s, {group}, {sums} FROM base GROUP BY {group}")  # noqa: S608
+        part_params += [in_zone, name]
+    table = quote(DimensionTotal._meta.db_table)
+    with connection.cursor() as db:
+        # Identifiers from the model's metadata, quoted; the SELECT compiled by the ORM with its parameters.
+        db.execute(
+            f"WITH base AS ({select}) INSERT INTO {table} ({', '.join(columns)}) {' UNION ALL '.join(parts)}",
+            [*params, *part_params],
+        )
 
 
 def _insert_counted(model, in_zone: str, key: tuple[str, ...], sums: tuple[str, ...], rows, picked: tuple) -> None:
