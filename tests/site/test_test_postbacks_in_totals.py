@@ -9,6 +9,7 @@ import pytest
 import time_machine
 
 from events.models import Credential
+from events.reporting import reports
 from events.simulation import synthetic
 from tests.conftest import postback_params
 
@@ -39,6 +40,20 @@ def test_test_postbacks_are_in_no_overview_total(staff_client, one_real_and_one_
     (usd,) = response.context["money_cards"]
     assert usd["gained"] == 10  # the real action's payout, not + the test's $0.10
     assert sum(response.context["deliveries"].values()) == 1
+
+
+@pytest.mark.parametrize("counted_first", [True, False])
+def test_test_postbacks_are_in_no_money_by_status(staff_client, send, counted_first):
+    """Whether each batch adds to the totals (counted first) or the first view counts them."""
+    if counted_first:
+        reports.ensure_totals()
+    with time_machine.travel(NOW - timedelta(hours=1), tick=False):
+        send(postback_params("REAL-1", CreationDate=(NOW - timedelta(hours=1, minutes=2)).isoformat()))
+        assert send(synthetic.synthetic_postback()[1]).delivery.outcome == "applied"
+    with time_machine.travel(NOW, tick=False):
+        (_, now_cards), (_, period_cards) = staff_client.get("/?period=7d").context["status_rows"]
+    assert [(c["currency"], c["actions"]) for c in now_cards] == [("USD", 1)]
+    assert [(c["currency"], c["actions"]) for c in period_cards] == [("USD", 1)]
 
 
 def test_the_brands_list_hides_the_test_brand_unless_asked_and_marks_it(staff_client, one_real_and_one_test):
