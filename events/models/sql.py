@@ -1,17 +1,18 @@
 """The few statements the ORM cannot write, behind named functions: advisory locks, the
-silent-brand query (a LATERAL join: each brand's newest postbacks from its own index range), and
-the upsert that adds a batch's changes to the reports' totals.
+silent-brand query (a LATERAL join: each brand's newest postbacks from its own index range), the
+upsert that adds a batch's changes to the reports' totals and the INSERT … SELECT that counts them.
 Table names come from the models; every value is a parameter."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, models
 
 from .actions import ActionEvent, Brand
-from .reports import StatusTotal
 
 
 @contextmanager
@@ -47,23 +48,60 @@ def advisory_xact_lock_shared(key: int) -> None:
             db.execute("SELECT pg_advisory_xact_lock_shared(%s)", [key])
 
 
-def add_status_totals(rows: list[tuple]) -> None:
-    """Add (zone, brand id, currency, group, locking day, actions, payout) to StatusTotal, inserting
-    the keys not there yet: one INSERT … ON CONFLICT DO UPDATE (the ORM's upsert can only overwrite),
-    in key order so two batches lock shared rows in the same order."""
+# Rows per upsert: 22,000 parameters for DimensionTotal's eleven columns, under SQLite's 32,766.
+TOTAL_CHUNK = 2000
+
+
+def add_totals(model, fields: tuple[str, ...], rows: list[tuple]) -> None:
+    """Add rows of `fields` (the model's unique key, then the sums) to a total, inserting the keys
+    not there yet: one INSERT … ON CONFLICT DO UPDATE per TOTAL_CHUNK rows (the ORM's upsert can
+    only overwrite), in key order so two batches lock shared rows in the same order."""
     if not rows:
         return
-    table = StatusTotal._meta.db_table
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-    sql = f"""
-        INSERT INTO {table} (zone, brand_id, currency, "group", locking_day, actions, payout) VALUES {values}
-        ON CONFLICT (zone, locking_day, brand_id, currency, "group") DO UPDATE SET
-            actions = {table}.actions + excluded.actions, payout = {table}.payout + excluded.payout"""
-    params = []
-    for zone, brand_id, currency, group, day, actions, payout in sorted(rows, key=lambda row: row[:5]):
-        params += [zone, brand_id, currency, group, day.isoformat(), actions, str(payout)]
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    columns = [quote(model._meta.get_field(name).column) for name in fields]
+    (key_size,) = [len(c.fields) for c in model._meta.constraints if isinstance(c, models.UniqueConstraint)]
+    keys, added = columns[:key_size], columns[key_size:]
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in added)
+    ordered = sorted(rows, key=lambda row: row[:key_size])
     with connection.cursor() as db:
-        db.execute(sql, params)
+        for start in range(0, len(ordered), TOTAL_CHUNK):
+            chunk = ordered[start : start + TOTAL_CHUNK]
+            db.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([placeholders] * len(chunk))} "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
+                [_param(value) for row in chunk for value in row],
+            )
+
+
+def _param(value):
+    """Dates as ISO text and amounts as text: what both backends read into DATE and NUMERIC alike."""
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def insert_summed(model, fields: tuple[str, ...], rows, groups: list[tuple[tuple, tuple[str, ...]]], sums) -> None:
+    """INSERT INTO model (fields) SELECT …, for each (constants, columns) of `groups`: the constants,
+    the columns, and the sums of `sums` over the ORM's query `rows` grouped by those columns (one
+    statement: the rows are read once, the ORM has no INSERT … SELECT)."""
+    quote = connection.ops.quote_name
+    select, params = rows.query.sql_with_params()
+    totals = ", ".join(f"SUM(base.{quote(name)})" for name in sums)
+    parts, part_params = [], []
+    for constants, columns in groups:
+        grouped = ", ".join(f"base.{quote(name)}" for name in columns)
+        parts.append(f"SELECT {', '.join(['%s'] * len(constants))}, {grouped}, {totals} FROM base GROUP BY {grouped}")
+        part_params += constants
+    table = quote(model._meta.db_table)
+    names = ", ".join(quote(model._meta.get_field(name).column) for name in fields)
+    with connection.cursor() as db:
+        db.execute(
+            f"WITH base AS ({select}) INSERT INTO {table} ({names}) {' UNION ALL '.join(parts)}",
+            [*params, *part_params],
+        )
 
 
 def recent_postbacks_per_brand(source: str, sample: int) -> dict[int, tuple]:

@@ -9,7 +9,7 @@
 `refresh(action ids)` runs inside the processor's batch transaction, after the lifecycle wrote the
 batch: it rewrites the batch's ActionReport rows (two reads and one upsert), looks up the test
 brand, and adds the difference between their old and new keys to each total (one upsert per total;
-DimensionTotal's in chunks of TOTAL_CHUNK rows, so at most two for a batch of 300 new actions). So
+DimensionTotal's in chunks of sql.TOTAL_CHUNK rows, so at most two for a batch of 300 new actions). So
 the pages read bounded rows: the totals of a few keys or of a period's days, or one index range of
 reports (what is left of a period at either end: today up to now).
 
@@ -29,12 +29,12 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -57,7 +57,6 @@ from events.models import (
 
 LOCK_KEY = zlib.crc32(b"events.reports")
 BACKFILL_CHUNK = 5000
-TOTAL_CHUNK = 2000  # rows per upsert: 22,000 parameters for DimensionTotal, under SQLite's 32,766
 # The report fields the performance page groups by: DimensionTotal's `dimension`.
 DIMENSION_FIELDS = ("sub_id1", "sub_id2", "sub_id3", "tracker", "promo_code", "referring_type")
 # What refresh() rewrites on a report already there.
@@ -172,11 +171,13 @@ def refresh(action_ids: Iterable[int]) -> None:
     if counted_in:
         tz = ZoneInfo(counted_in)
         old_keys, new_keys = [_key(r, tz) for r in old], [_key(r, tz) for r in new]
-        sql.add_status_totals(_deltas(old_keys, new_keys, counted_in))
+        sql.add_totals(StatusTotal, ("zone", *STATUS_KEY, *PAIR), _deltas(old_keys, new_keys, counted_in))
         tests = set(Brand.objects.tests().values_list("id", flat=True))
-        add_totals(DayTotal, DAY_KEY, PAIR, _day_deltas(old_keys, new_keys, tests, counted_in))
-        add_totals(TrackedTotal, TRACKED_KEY, PAIR, _tracked_deltas(old, new, tz, counted_in))
-        add_totals(DimensionTotal, DIMENSION_KEY, DIMENSION_SUMS, _dimension_deltas(old, new, tz, counted_in))
+        sql.add_totals(DayTotal, ("zone", *DAY_KEY, *PAIR), _day_deltas(old_keys, new_keys, tests, counted_in))
+        sql.add_totals(TrackedTotal, ("zone", *TRACKED_KEY, *PAIR), _tracked_deltas(old, new, tz, counted_in))
+        sql.add_totals(
+            DimensionTotal, ("zone", *DIMENSION_KEY, *DIMENSION_SUMS), _dimension_deltas(old, new, tz, counted_in)
+        )
 
 
 def _locking_day(report: ActionReport, tz: ZoneInfo):
@@ -253,37 +254,6 @@ def _summed(old: list, new: list, rows, in_zone: str) -> list[tuple]:
     return [(in_zone, *key, *sums) for key, sums in totals.items() if any(sums)]
 
 
-def add_totals(model, key: tuple[str, ...], sums: tuple[str, ...], rows: list[tuple]) -> None:
-    """Add rows of (zone, *key, *sums) to `model`, inserting the keys not there yet: one INSERT … ON
-    CONFLICT DO UPDATE per TOTAL_CHUNK rows (the ORM's upsert can only overwrite), in key order so
-    two batches lock shared rows in the same order. `zone` and `key` are the model's unique fields."""
-    if not rows:
-        return
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    keys = [quote(model._meta.get_field(name).column) for name in ("zone", *key)]
-    added = [quote(model._meta.get_field(name).column) for name in sums]
-    placeholders = "(" + ", ".join(["%s"] * (len(keys) + len(added))) + ")"
-    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in added)
-    ordered = sorted(rows, key=lambda row: row[: len(keys)])
-    with connection.cursor() as db:
-        for start in range(0, len(ordered), TOTAL_CHUNK):
-            chunk = ordered[start : start + TOTAL_CHUNK]
-            # Identifiers from the model's metadata, quoted; every value a parameter.
-            db.execute(
-                f"INSERT INTO {table} ({', '.join(keys + added)}) VALUES {', '.join([placeholders] * len(chunk))} "  # noqa: S608
-                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
-                [_param(value) for row in chunk for value in row],
-            )
-
-
-def _param(value):
-    """Dates as ISO text and amounts as text: what both backends read into DATE and NUMERIC alike."""
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value) if isinstance(value, Decimal) else value
-
-
 # --- Totals ------------------------------------------------------------------------------------
 
 
@@ -306,25 +276,16 @@ def _count_totals(in_zone: str, now: datetime) -> None:
     by_locking_day = reports_.annotate(lday=Coalesce(TruncDate("locking_date", tzinfo=tz), no_day))
     counted = {"n": models.Count("id"), "total": _total("payout")}
     status = by_locking_day.values("brand_id", "currency", "group", "lday").annotate(**counted)
-    _insert_counted(
-        StatusTotal, in_zone, STATUS_KEY, PAIR, status, ("brand_id", "currency", "group", "lday", "n", "total")
-    )
+    _insert_counted(StatusTotal, STATUS_KEY, in_zone, ("brand_id", "currency", "group", "lday"), status)
     days = (
         by_locking_day.exclude(brand__in=Brand.objects.tests().values("id"))
         .values("lday", "currency", "group")
         .annotate(**counted)
     )
-    _insert_counted(DayTotal, in_zone, DAY_KEY, PAIR, days, ("lday", "currency", "group", "n", "total"))
+    _insert_counted(DayTotal, DAY_KEY, in_zone, ("lday", "currency", "group"), days)
     by_day = by_locking_day.annotate(day=TruncDate("tracked_at", tzinfo=tz))
     tracked = by_day.values("day", "brand_id", "currency", "group", "lday").annotate(**counted)
-    _insert_counted(
-        TrackedTotal,
-        in_zone,
-        TRACKED_KEY,
-        PAIR,
-        tracked,
-        ("day", "brand_id", "currency", "group", "lday", "n", "total"),
-    )
+    _insert_counted(TrackedTotal, TRACKED_KEY, in_zone, ("day", "brand_id", "currency", "group", "lday"), tracked)
     _count_dimensions(in_zone, by_day)
     ReportZone.objects.create(zone=in_zone, counted_at=now)
 
@@ -335,46 +296,25 @@ def _total(name: str):
 
 def _count_dimensions(in_zone: str, by_day) -> None:
     """DimensionTotal from one pass over the reports: their sums per day, brand, currency and every
-    dimension's value at once (the ORM's query), then each dimension's rows summed from those, six
-    GROUP BYs of a common table expression in one INSERT (both backends evaluate it once; six
+    dimension's value at once, then each dimension's rows summed from those in the database (six
     passes over the reports took 6 s of a 10 s count at a million events)."""
-    quote = connection.ops.quote_name
     money = {f"{name}_sum": _total(name) for name in ("gained", "changed", "lost")}
     base = by_day.values("day", "brand_id", "currency", *DIMENSION_FIELDS).annotate(
         n=models.Count("id"), reversed_n=models.Count("id", filter=models.Q(reversed=True)), **money
     )
-    select, params = base.query.sql_with_params()
-    columns = [quote(DimensionTotal._meta.get_field(name).column) for name in ("zone", *DIMENSION_KEY, *DIMENSION_SUMS)]
-    sums = ", ".join(f"SUM(base.{quote(name)})" for name in ("n", "reversed_n", *money))
-    parts, part_params = [], []
-    for name in DIMENSION_FIELDS:
-        group = f"base.{quote('day')}, base.{quote('brand_id')}, base.{quote('currency')}, base.{quote(name)}"
-        parts.append(f"SELECT %s, %s, {group}, {sums} FROM base GROUP BY {group}")  # noqa: S608
-        part_params += [in_zone, name]
-    table = quote(DimensionTotal._meta.db_table)
-    with connection.cursor() as db:
-        # Identifiers from the model's metadata, quoted; the SELECT compiled by the ORM with its parameters.
-        db.execute(
-            f"WITH base AS ({select}) INSERT INTO {table} ({', '.join(columns)}) {' UNION ALL '.join(parts)}",
-            [*params, *part_params],
-        )
+    sql.insert_summed(
+        DimensionTotal,
+        ("zone", *DIMENSION_KEY, *DIMENSION_SUMS),
+        base,
+        [((in_zone, name), ("day", "brand_id", "currency", name)) for name in DIMENSION_FIELDS],
+        ("n", "reversed_n", *money),
+    )
 
 
-def _insert_counted(model, in_zone: str, key: tuple[str, ...], sums: tuple[str, ...], rows, picked: tuple) -> None:
-    """INSERT INTO model SELECT … the counted rows (`picked`: their names, in the order of key and sums):
-    one statement in the database rather than every row through Python (the ORM has no INSERT …
-    SELECT; the SELECT is the ORM's own, so its days are cut in the zone alike on both backends)."""
-    quote = connection.ops.quote_name
-    columns = [quote(model._meta.get_field(name).column) for name in ("zone", *key, *sums)]
-    select, params = rows.query.sql_with_params()
-    chosen = ", ".join(f"counted.{quote(name)}" for name in picked)
-    table = quote(model._meta.db_table)
-    with connection.cursor() as db:
-        # Identifiers from the model's metadata, quoted; the SELECT compiled by the ORM with its parameters.
-        db.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) SELECT %s, {chosen} FROM ({select}) counted",  # noqa: S608
-            [in_zone, *params],
-        )
+def _insert_counted(model, key: tuple[str, ...], in_zone: str, columns: tuple[str, ...], rows) -> None:
+    """Counted rows (`columns` as the model's `key`, then n and total) into a total of actions and
+    payout, in the database rather than every row through Python."""
+    sql.insert_summed(model, ("zone", *key, *PAIR), rows, [((in_zone,), columns)], ("n", "total"))
 
 
 def _decimal():
