@@ -112,7 +112,7 @@ def instrument(steps: Steps) -> None:
     from events import impact, lifecycle
     from events.impact.postback import Postback
     from events.processing import deliveries
-    from events.reporting import rollups
+    from events.reporting import reports, rollups
 
     apply = importlib.import_module("events.lifecycle.apply")
     deliveries.process_batch = steps.wrap("process_batch (retry loop, savepoint)", deliveries.process_batch)
@@ -125,6 +125,7 @@ def instrument(steps: Steps) -> None:
     apply._Fold.write = steps.wrap("write actions and events", apply._Fold.write)
     deliveries.after_batch = steps.wrap("alerts hook (after_batch)", deliveries.after_batch)
     rollups.changed = steps.wrap("rollups.changed", rollups.changed)
+    reports.refresh = steps.wrap("reports.refresh (reports' rows and totals)", reports.refresh)
     deliveries._record_outcomes = steps.wrap("record outcomes", deliveries._record_outcomes)
     connection.ensure_connection()
     connection._commit = steps.wrap("commit", connection._commit)
@@ -195,6 +196,7 @@ def main() -> int:
         from django.db import connection
 
         from events.models import Credential, Delivery
+        from events.reporting import reports
 
         batch = args.batch or settings.PROCESSING_BATCH_SIZE
         call_command("migrate", verbosity=0, interactive=False)
@@ -202,6 +204,8 @@ def main() -> int:
         log(f"backlog of {args.backlog:,} postbacks")
         backlog = plan_backlog(args.backlog, datetime.now(UTC))
         load_backlog(backlog, credential)
+        # As once the dashboard has been viewed: every batch then keeps the reports' totals too.
+        reports.ensure_totals()
         autovacuum = None
         if args.analyze == "all":
             analyze()
