@@ -70,6 +70,16 @@ def test_server_side_cursors_can_be_disabled_for_pgbouncer():
     assert result.stdout.splitlines()[-1] == "True", result.stderr
 
 
+@pytest.mark.parametrize(("value", "expected"), [(None, "False"), ("true", "True")])
+def test_connection_health_checks_are_off_unless_asked_for(value, expected):
+    code = "from django.conf import settings; print(settings.DATABASES['default']['CONN_HEALTH_CHECKS'])"
+    env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/unused"}
+    if value is not None:
+        env["DATABASE_HEALTH_CHECKS"] = value
+    result = manage("shell", "-c", code, env=env)
+    assert result.stdout.splitlines()[-1] == expected, result.stderr
+
+
 def test_the_example_environment_file_works_as_it_is(tmp_path):
     """Every variable of .env.example at its documented default (empty DATABASE_URL: SQLite)."""
     env = {}
