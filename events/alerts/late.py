@@ -17,7 +17,7 @@ from events.lifecycle import Result
 from events.models import ActionEvent, AlertItem, AlertKind, Credential, DelayAlert, EventSource, Outcome
 
 from .missing import answer_waiting_changes
-from .state import active_alert, add_items, is_expected, resolve
+from .state import Windows, active_alerts, add_items, resolve
 
 
 def late_quiet() -> timedelta:
@@ -27,47 +27,66 @@ def late_quiet() -> timedelta:
 
 def after_batch(results: list[Result]) -> None:
     """Run once per processed batch, inside its transaction, after the lifecycle applied it: the
-    postbacks that answer changes the API reported record their real delay, and a late postback
-    joins its brand's late alert (once: a replay finds it there already)."""
+    postbacks that answer changes the API reported record their real delay, and the late postbacks
+    join their brands' late alerts (once: a replay finds them there already). A fixed number of
+    queries per brand with late postbacks, whatever their number: a backlog sent after a
+    maintenance pause is late nearly all of it."""
     events = [r.event for r in results if r.outcome == Outcome.APPLIED and r.event.source == EventSource.POSTBACK]
     if not events:
         return
     answer_waiting_changes(events)
-    late = [e for e in events if promises.is_alert_late(e.delay_seconds) and not _judged_after_backdating(e)]
-    if late:
-        in_alerts = set(AlertItem.objects.filter(event__in=late).values_list("event_id", flat=True))
-        for event in late:
-            if event.pk not in in_alerts:
-                record_late(event)
+    late = [e for e in events if promises.is_alert_late(e.delay_seconds)]
+    if not late:
+        return
+    backdated = _backdated_credentials(late)
+    in_alerts = set(AlertItem.objects.filter(event__in=late).values_list("event_id", flat=True))
+    record_late([e for e in late if e.pk not in in_alerts and _credential_id(e) not in backdated])
 
 
-def _judged_after_backdating(event: ActionEvent) -> bool:
-    """Sent with a credential of a simulated history that is backdated once sent (a late postback only:
-    one query)."""
-    credential_id = event.delivery.credential_id if event.delivery is not None else None
-    return credential_id is not None and Credential.objects.filter(pk=credential_id, simulated_history=True).exists()
+def _credential_id(event: ActionEvent) -> int | None:
+    return event.delivery.credential_id if event.delivery is not None else None
 
 
-def record_late(event: ActionEvent, now: datetime | None = None) -> DelayAlert:
-    """A postback arrived over DELAY_ALERT_AFTER after its change: add it to its brand's late alert."""
-    now = now or event.received_at
-    expected = is_expected(event.changed_at, event.received_at)
-    summary = (
-        f"action {event.action.action_id} {event.kind} at {format_moment(event.changed_at)}, "
-        f"postback {format_duration(event.delay_seconds)} late"
-    )
-    alert = active_alert(event.brand, AlertKind.LATE, expected, summary, now)
-    item = AlertItem(
-        action_id=event.action.action_id,
-        change=event.kind,
-        status=event.status,
-        changed_at=event.changed_at,
-        received_at=event.received_at,
-        delay_seconds=event.delay_seconds,
-        event=event,
-    )
-    add_items(alert, [item], now)
-    return alert
+def _backdated_credentials(events: list[ActionEvent]) -> set[int]:
+    """Among these postbacks' credentials, those of a simulated history that is backdated once sent
+    (judged after the backdating, not on arrival): one query."""
+    ids = {_credential_id(e) for e in events} - {None}
+    if not ids:
+        return set()
+    return set(Credential.objects.filter(pk__in=ids, simulated_history=True).values_list("pk", flat=True))
+
+
+def record_late(events: list[ActionEvent]) -> None:
+    """Postbacks that arrived over DELAY_ALERT_AFTER after their changes (in arrival order): each joins
+    its brand's late alert, expected if its delay overlaps a maintenance window. An alert opens at the
+    receipt of the first postback it cites and its last item is the last one's."""
+    if not events:
+        return
+    windows = Windows(min(e.changed_at for e in events), max(e.received_at for e in events))
+    groups: dict[tuple[int, bool], list[ActionEvent]] = {}
+    for event in events:
+        expected = windows.overlap(event.changed_at, event.received_at)
+        groups.setdefault((event.brand_id, expected), []).append(event)
+    for (brand_id, expected), group in groups.items():
+        first = group[0]
+        summary = (
+            f"action {first.action.action_id} {first.kind} at {format_moment(first.changed_at)}, "
+            f"postback {format_duration(first.delay_seconds)} late"
+        )
+        alert = active_alerts(AlertKind.LATE, {(brand_id, expected): summary}, first.received_at)[(brand_id, expected)]
+        items = [
+            AlertItem(
+                action_id=event.action.action_id,
+                change=event.kind,
+                status=event.status,
+                changed_at=event.changed_at,
+                received_at=event.received_at,
+                delay_seconds=event.delay_seconds,
+                event=event,
+            )
+            for event in group
+        ]
+        add_items(alert, items, group[-1].received_at)
 
 
 def resolve_quiet_late(now: datetime) -> int:
@@ -100,6 +119,6 @@ def judge_backdated(events) -> int:
         with transaction.atomic():
             for alert in _quiet(event.received_at):
                 _resolve_quiet(alert, alert.last_item_at + late_quiet())
-            record_late(event)
+            record_late([event])
         judged += 1
     return judged

@@ -3,10 +3,12 @@ from datetime import timedelta
 import pytest
 import time_machine
 from delay_helpers import MIN, T0, send_at, tracked
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from events import processing
 from events.alerts import watcher
-from events.models import AlertChange, AlertItem, DelayAlert, Delivery
+from events.models import AlertChange, AlertItem, DelayAlert, Delivery, MaintenanceWindow
 from events.processing import process_pending
 from tests.conftest import postback_params
 
@@ -121,3 +123,41 @@ def test_concurrent_late_postbacks_for_one_brand_make_one_alert_with_every_item(
     alert = DelayAlert.objects.get()
     assert alert.item_count == 30 == alert.items.count()
     assert alert.changes.count() == 1
+
+
+def _burst(store, first: int, size: int) -> None:
+    """`size` late postbacks stored at T0 + 3 h, not applied: half of them for changes before a
+    maintenance window (expected), half after it; two brands."""
+    with time_machine.travel(T0 + 3 * 60 * MIN, tick=False):
+        for i in range(first, first + size):
+            before_window = i % 2 == 0
+            store(
+                action_id=f"burst-{i}",
+                CreationDate=(T0 - (3 * 60 if before_window else 0) * MIN + i * timedelta(seconds=1)).isoformat(),
+                CampaignId="1001" if i % 4 < 2 else "2002",
+            )
+
+
+def test_a_late_backlog_applied_in_one_batch_costs_the_same_queries_whatever_its_size(store):
+    """A backlog sent after a maintenance pause is late nearly all of it: its batch judges the late
+    postbacks per brand (and expected or not), not one by one, so 40 cost what 8 do (once the first
+    batch opened the alerts)."""
+    MaintenanceWindow.objects.create(starts_at=T0 - 2 * 60 * MIN, ends_at=T0 - 60 * MIN)
+    counts = []
+    for first, size in ((0, 4), (4, 8), (12, 40)):
+        _burst(store, first, size)
+        with CaptureQueriesContext(connection) as queries:
+            processing.process_next_batch(100)
+        # The alert hook's own (the batch's inserts come in chunks, more of them for more rows on SQLite).
+        tables = ("events_delayalert", "events_alertitem", "events_maintenancewindow", "events_credential")
+        counts.append(sum(any(t in q["sql"] for t in tables) for q in queries.captured_queries))
+    assert counts[1] == counts[2] < counts[0], counts
+
+    alerts = {(a.brand.campaign_id, a.expected): a for a in DelayAlert.objects.select_related("brand")}
+    assert sorted(alerts) == [("1001", False), ("1001", True), ("2002", False), ("2002", True)]
+    assert sum(a.item_count for a in alerts.values()) == 52 == AlertItem.objects.count()
+    for alert in alerts.values():
+        assert alert.item_count == alert.items.count() == 13
+        assert alert.max_delay_seconds == max(alert.items.values_list("delay_seconds", flat=True))
+        assert alert.opened_at == alert.last_item_at == T0 + 3 * 60 * MIN
+    assert AlertChange.objects.count() == 4  # one "opened" each
