@@ -67,7 +67,8 @@ def record_late(events: list[ActionEvent]) -> None:
     for event in events:
         expected = windows.overlap(event.changed_at, event.received_at)
         groups.setdefault((event.brand_id, expected), []).append(event)
-    for (brand_id, expected), group in groups.items():
+    for brand_id, expected in sorted(groups):  # alerts locked in one order by every processor
+        group = groups[(brand_id, expected)]
         first = group[0]
         summary = (
             f"action {first.action.action_id} {first.kind} at {format_moment(first.changed_at)}, "
