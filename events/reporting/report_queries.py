@@ -176,16 +176,21 @@ def _status_now(now: datetime, tz, brand: Brand | None, todays: dict) -> list[di
         totals = DayTotal.objects.filter(zone=reports.zone())
     else:
         totals = without_tests(StatusTotal.objects.filter(zone=reports.zone(), brand=brand))
+    locked = [{**r, "n": 0, "p": 0, "locked_n": r["n"], "locked_p": r["p"]} for r in todays.values()]
+    return _folded(_merged([list(_by_bucket(totals, today)), locked], ("currency", "group"), STATUS_SUMS))
+
+
+def _by_bucket(totals, today: date):
+    """A total's rows summed per currency and status group: actions and payout, and those whose
+    locking day is before today (locked)."""
     past = models.Q(locking_day__lt=today)
-    rows = list(
+    return (
         totals.order_by()
         .values("currency", "group")
         .annotate(
             n=_count("actions"), p=_sum("payout"), locked_n=_count("actions", past), locked_p=_sum("payout", past)
         )
     )
-    locked = [{**r, "n": 0, "p": 0, "locked_n": r["n"], "locked_p": r["p"]} for r in todays.values()]
-    return _folded(_merged([rows, locked], ("currency", "group"), STATUS_SUMS))
 
 
 def _status_for_period(now: datetime, tz, brand: Brand | None, days: tuple, todays: dict) -> list[dict]:
@@ -198,14 +203,7 @@ def _status_for_period(now: datetime, tz, brand: Brand | None, days: tuple, toda
         )
         if brand is not None:
             totals = totals.filter(brand=brand)
-        past = models.Q(locking_day__lt=today)
-        parts.append(
-            totals.order_by()
-            .values("currency", "group")
-            .annotate(
-                n=_count("actions"), p=_sum("payout"), locked_n=_count("actions", past), locked_p=_sum("payout", past)
-            )
-        )
+        parts.append(_by_bucket(totals, today))
         parts.append(
             [{**r, "n": 0, "p": 0, "locked_n": r["period_n"], "locked_p": r["period_p"]} for r in todays.values()]
         )
