@@ -10,12 +10,35 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import DatabaseError, connection
 from django.db.models import Q
+from django.test import Client
+from django.test.client import ClientHandler
 
 from events.intake import credentials
 from events.models import Credential, Delivery
 from events.processing import process_next_batch, process_pending
+from postbacks_site.handlers import EndpointChain, for_endpoint
 
 ENDPOINT = "/postbacks/impact/"
+
+
+class EndpointClientHandler(EndpointChain, ClientHandler):
+    pass
+
+
+class SiteClient(Client):
+    """Django's test client, sending the postback endpoint's requests through the endpoint's own
+    middleware chain as postbacks_site.wsgi does: every test of the endpoint runs the chain
+    production runs."""
+
+    def __init__(self, enforce_csrf_checks=False, *args, **kwargs):
+        super().__init__(enforce_csrf_checks, *args, **kwargs)
+        site, endpoint = self.handler, EndpointClientHandler(enforce_csrf_checks)
+        self.handler = lambda environ: (endpoint if for_endpoint(environ) else site)(environ)
+
+
+@pytest.fixture
+def client():
+    return SiteClient()
 
 
 def is_postgres() -> bool:
