@@ -10,8 +10,10 @@ of one.
 A postback that reports a change already recorded from impact.com's API (an entry backfilled
 because its postback had not come) joins that entry instead of writing a second one: the entry
 keeps its fingerprint (the tie-break between changes at the same time, so the order the postbacks
-come in cannot matter) and takes the postback's as `postback_fingerprint` (its retries are
-duplicates), its delivery, receipt and real delay (`rules.reported_change`).
+come in cannot matter) and its values (the API's: the postback's, where they differ, are noted in
+its anomaly), and takes the postback's fingerprint as `postback_fingerprint` (its retries are
+duplicates), its delivery, receipt and real delay (`rules.reported_change`). Another postback of
+the same change (its kind and update time, other bytes) is a duplicate of the joined entry.
 
 Two processors may both see an action as new: the second one's insert then fails on the unique
 ActionId (`IntegrityError`) and its caller runs the batch again, which now finds the action.
@@ -90,10 +92,12 @@ def apply_batch(changes: list[Change]) -> list[Result]:
     locked = Action.objects.select_for_update().filter(action_id__in=action_ids).order_by("action_id")
     actions = {a.action_id: a for a in locked}
     fingerprints = [change.postback.fingerprint() for change in changes]
-    # The changes already recorded, and the batch's API entries a postback may join (one query).
+    # The changes already recorded, and the batch's entries recorded from the API that a postback may
+    # report, joined or not (one query).
     wanted = Q(fingerprint__in=fingerprints) | Q(postback_fingerprint__in=fingerprints)
     if actions and any(change.source == EventSource.POSTBACK for change in changes):
-        wanted |= Q(action__in=[a.pk for a in actions.values()], **AWAITING)
+        pks = [a.pk for a in actions.values()]
+        wanted |= Q(action__in=pks, **AWAITING) | Q(action__in=pks, **JOINED)
     known = list(ActionEvent.objects.filter(wanted).order_by())  # each term one index probe: no sort
     fold = _Fold(actions, known, brand_ids)
     results = [fold.add(change, fingerprint) for change, fingerprint in zip(changes, fingerprints, strict=True)]
@@ -122,6 +126,8 @@ def _brand_ids(changes: list[Change]) -> dict[str, int]:
 
 # An entry recorded from impact.com's API that no postback has reported yet.
 AWAITING = {"source": EventSource.API, "delivery": None}
+# An entry recorded from impact.com's API that its postback then joined.
+JOINED = {"postback_fingerprint__isnull": False}
 
 
 class _Fold:
@@ -134,15 +140,17 @@ class _Fold:
             e.postback_fingerprint: e for e in known if e.postback_fingerprint
         }
         self.loaded = {e.pk: e for e in known}  # one object per stored entry, whoever read it
-        self.awaiting: dict[int, list[ActionEvent]] = {}  # action pk -> its API entries without a postback
+        # action pk -> its entries recorded from the API, awaiting their postback or joined by it
+        self.recorded: dict[int, list[ActionEvent]] = {}
         for event in known:
-            if event.source == EventSource.API and event.delivery_id is None:
-                self.awaiting.setdefault(event.action_id, []).append(event)
+            if (event.source == EventSource.API and event.delivery_id is None) or event.postback_fingerprint:
+                self.recorded.setdefault(event.action_id, []).append(event)
         self.brand_ids = brand_ids
         self.new_actions: list[Action] = []
         self.changed_actions: dict[str, Action] = {}
         self.new_events: list[ActionEvent] = []
         self.joined: list[ActionEvent] = []  # stored API entries a postback joined
+        self.noted: dict[int, ActionEvent] = {}  # joined entries another postback of their change added to
         self.duplicates: Counter[int] = Counter()  # stored event id -> retries seen in this batch
         self._stored_events: dict[str, list[ActionEvent]] = {}
 
@@ -153,10 +161,13 @@ class _Fold:
         postback = change.postback
         action = self.actions.get(postback.action_id)
         created = action is None
-        if not created and change.source == EventSource.POSTBACK and action.pk in self.awaiting:
-            reported = rules.reported_change(postback, self.awaiting[action.pk])
-            if reported is not None:
+        if not created and change.source == EventSource.POSTBACK and action.pk in self.recorded:
+            history = self._history(postback.action_id, created) if rules.needs_history(postback) else []
+            reported = rules.reported_change(postback, self.recorded[action.pk], history)
+            if reported is not None and rules.is_awaiting(reported):
                 return self._join(change, action, reported, fingerprint)
+            if reported is not None:
+                return self._reported_again(change, reported, fingerprint)
         action, event = _change(
             change,
             action,
@@ -177,7 +188,6 @@ class _Fold:
         """The postback of a change recorded from the API: the entry becomes its postback's (its
         delivery, receipt and real delay; its fingerprint as `postback_fingerprint`, so retries are
         duplicates); the action takes what the API did not say. No second entry."""
-        self.awaiting[action.pk].remove(event)
         moved_from = event.received_at
         event.action = action  # the one the batch holds (read by the hooks after it)
         event.postback_fingerprint = fingerprint
@@ -186,6 +196,7 @@ class _Fold:
         event.received_at = change.received_at
         event.delay_seconds = rules.delay_seconds(change.received_at, event.changed_at)
         postback = change.postback
+        event.anomaly = rules.noted(event.anomaly, rules.differences(postback, event))
         proposed = {name: postback[name] for name in TRACKED_FIELDS if postback[name] is not None}
         _take_unknown(action, {name: getattr(action, name) for name in TRACKED_FIELDS}, proposed)
         action.last_received_at = max(action.last_received_at, change.received_at)
@@ -193,6 +204,17 @@ class _Fold:
         self.joined.append(event)
         self.events[fingerprint] = event
         return Result(Outcome.APPLIED, event, new=True, action=_snapshot(action), moved_from=moved_from)
+
+    def _reported_again(self, change: Change, event: ActionEvent, fingerprint: str) -> Result:
+        """Another postback of the change a postback already joined (its kind and update time, other
+        bytes): a duplicate of the entry, whatever values it carries; those that differ from the
+        API's are noted, as for the postback that joined."""
+        anomaly = rules.noted(event.anomaly, rules.differences(change.postback, event))
+        if anomaly != event.anomaly:
+            event.anomaly = anomaly
+            self.noted[event.pk] = event
+        self.events[fingerprint] = event
+        return self._duplicate(event, change.delivery)
 
     def _duplicate(self, existing: ActionEvent, delivery: Delivery | None) -> Result:
         if delivery is not None and existing.pk is not None and existing.delivery_id == delivery.pk:
@@ -228,6 +250,9 @@ class _Fold:
         )
         for event in self.joined:
             ActionEvent.objects.filter(pk=event.pk).update(**{name: getattr(event, name) for name in JOINED_FIELDS})
+        for event in self.noted.values():
+            if event not in self.joined:  # written with the fields it was joined with
+                ActionEvent.objects.filter(pk=event.pk).update(anomaly=event.anomaly)
         ActionEvent.objects.bulk_create(self.new_events)
         # Retries counted in one UPDATE per number of retries (nearly always one: 1).
         by_retries: dict[int, list[int]] = {}
@@ -238,7 +263,7 @@ class _Fold:
 
 
 # What a postback joining an API entry changes in it.
-JOINED_FIELDS = ("postback_fingerprint", "source", "delivery", "received_at", "delay_seconds")
+JOINED_FIELDS = ("postback_fingerprint", "source", "delivery", "received_at", "delay_seconds", "anomaly")
 
 
 def _snapshot(action: Action) -> dict:

@@ -14,12 +14,33 @@
   order; without a time the latest arrival wins and the event is flagged
   `order_uncertain`. A tracked postback never overrides a later change.
 - a postback whose fingerprint is already in the history is a duplicate.
-- one change, one history entry: a postback that reports a change already
-  recorded from impact.com's API (backfilled because its postback had not come)
-  joins that entry (`reported_change`): same impact-side time and no value that
-  differs, or, without a time, the same values (status, amounts, deltas); a postback
-  without a time that could be the tracking (`could_be_tracking`) never joins a
-  modification by its values.
+- one change, one history entry. A change is identified by what changed, not by
+  the bytes that carried it: its action, its kind and its impact-side time, or
+  without a time its values (status, amounts, deltas). A postback that reports a
+  change recorded from impact.com's API (backfilled because its postback had not
+  come) joins that entry (`reported_change`, `reports`). A kind the postback
+  states (EventType, a reversal status) must be the entry's; only a postback
+  that says "reversed" reports a reversal.
+  - with an update time: the entry at that time (within SAME_TIME), whatever
+    values either carries. The entry keeps the API's values: it was counted with
+    them, and of two reports of one change that differ, the one that came last
+    must not decide. Its `anomaly` says what the postback said otherwise
+    (`differences`; not for a tracking, whose API values are the action's of
+    today). Another postback at that time (other bytes) is a duplicate of the
+    joined entry, its differences noted too, in one order (`noted`): which came
+    first changes nothing.
+  - without one: the same values wherever both carry them, one at least. For a
+    tracking (its time is the CreationDate, which later postbacks carry too): the
+    same CreationDate, with deltas equal to the whole values or the same values.
+    A postback that could be the tracking (`could_be_tracking`) joins a
+    modification by its values only when a tracking was recorded before that
+    entry (a backfill records the whole history) and the postback's values differ
+    from that tracking's: otherwise they may be the tracking's as much as those
+    of a modification that changed nothing, and which it joined would depend on
+    the order. An entry already joined is not reported again without a time:
+    values alone may be a later change's.
+  - of several entries it reports, one still awaiting its postback, then one
+    whose values agree, then the earliest.
 
 `action` arguments are read for `state`, `tracked_seen`, `money_changed_at` and
 `money_fingerprint` only (an Action, or anything with those attributes).
@@ -247,7 +268,7 @@ def values_agree(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
 
 
 def values_differ(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
-    """Does a value both carry differ (two changes, even at one time)?"""
+    """Does a value both carry differ?"""
     return any(ours[name] != theirs[name] for name in _compared(ours, theirs))
 
 
@@ -255,48 +276,131 @@ def same_time(one: datetime | None, other: datetime | None) -> bool:
     return one is not None and other is not None and abs(one - other) <= SAME_TIME
 
 
-def reports(postback: Postback, event) -> bool:
+def _values_of(postback: Postback) -> dict[str, Any]:
+    return {name: postback[name] for name in COMPARED_VALUES}
+
+
+def _entry_values(event) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in COMPARED_VALUES}
+
+
+def needs_history(postback: Postback) -> bool:
+    """Does telling which entry `postback` reports need the action's history (`reports`)? Only for a
+    postback without a time that could be the tracking."""
+    return postback.changed_at is None and could_be_tracking(postback)
+
+
+def trackings_before(history: list, event) -> list:
+    """The action's trackings recorded before `event`: there whatever order the postbacks came in
+    after it."""
+    return [e for e in history if e.kind == Lifecycle.TRACKED and e.seq < event.seq]
+
+
+def reports(postback: Postback, event, history: list = ()) -> bool:
     """Does `postback` report the change `event` recorded from impact.com's API? Decided on the
-    postback alone (never on the action's state), so arrival order cannot change the answer: the
-    same impact-side time (UpdateDate; CreationDate for a tracking) and no value that differs, or
-    without a time the same values (never a modification's, for a postback that could be the
-    tracking). A kind the postback states must be the event's."""
+    postback and what the history held when `event` was recorded (never on what came after), so
+    arrival order cannot change the answer. With an update time: the same impact-side time
+    (UpdateDate; CreationDate for a tracking), whatever the values. Without: the same values; for a
+    postback that could be the tracking, a modification's values only when they are not the
+    tracking's (`history`: the action's entries, needed only then: `needs_history`). A kind the
+    postback states must be the event's."""
     stated = stated_kind(postback)
     if stated is not None and stated != event.kind:
         return False
     if event.kind == Lifecycle.REVERSED and stated is None:
         return False  # a postback that does not say "reversed" is applied as a modification
-    values = {name: postback[name] for name in COMPARED_VALUES}
-    theirs = {name: getattr(event, name) for name in COMPARED_VALUES}
-    if postback.changed_at is None and event.kind == Lifecycle.MODIFIED and could_be_tracking(postback):
-        # Its values may be the tracking's as much as the modification's (one that changed nothing):
-        # joining by them would depend on which postback came first.
-        return False
     if postback.changed_at is not None:
-        # An action is tracked once, and the API's Actions record carries its values of today.
-        return same_time(postback.changed_at, event.changed_at) and (
-            event.kind == Lifecycle.TRACKED or not values_differ(values, theirs)
-        )
+        # The time identifies the change: a value that differs is the postback's word against the API's.
+        return same_time(postback.changed_at, event.changed_at)
+    values, theirs = _values_of(postback), _entry_values(event)
     agree = values_agree(values, theirs)
     if event.kind == Lifecycle.TRACKED:
         # Its time is the action's CreationDate, which every later postback of the action carries too:
         # the deltas of a creation, or the values, tell the tracking apart.
         return same_time(postback["creation_date"], event.changed_at) and (from_nothing(postback) or agree)
+    if event.kind == Lifecycle.MODIFIED and could_be_tracking(postback):
+        # Its values may be the tracking's as much as the modification's (one that changed nothing):
+        # only a tracking already in the history when the modification was recorded (a backfill
+        # records the action's whole history) tells them apart, whatever came after.
+        trackings = trackings_before(history, event)
+        return agree and bool(trackings) and all(values_differ(values, _entry_values(t)) for t in trackings)
     return agree
 
 
-def reported_change(postback: Postback, awaiting: list) -> Any:
-    """Of the action's API entries still waiting for their postback, the one `postback` reports, or
-    None. If several do (changes at the same time), one whose values agree first, then the earliest."""
-    candidates = [event for event in awaiting if reports(postback, event)]
+def kinds_agree(recorded_kind: str, api_kind: str) -> bool:
+    """Can a postback recorded as `recorded_kind`, with an update time, report a change the API lists
+    as `api_kind` (as `reports` decides)? A reversal only a reversal: anything else is applied as a
+    tracking or a modification, which of the two depending on what came before it."""
+    return (recorded_kind == Lifecycle.REVERSED) == (api_kind == Lifecycle.REVERSED)
+
+
+def is_awaiting(event) -> bool:
+    """Is this entry recorded from the API still waiting for its postback (none joined it yet)?"""
+    return event.postback_fingerprint is None
+
+
+def reported_change(postback: Postback, recorded: list, history: list = ()) -> Any:
+    """Of the action's entries recorded from impact.com's API (`recorded`: awaiting their postback or
+    joined by one), the one `postback` reports, or None. One still awaiting first, then one whose
+    values agree, then the earliest. An entry another postback joined is reported only by a postback
+    with an update time (the same change sent twice): without one a postback is known by its values
+    alone, which a later change can share."""
+    candidates = [
+        event
+        for event in recorded
+        if (is_awaiting(event) or postback.changed_at is not None) and reports(postback, event, history)
+    ]
     if not candidates:
         return None
-    values = {name: postback[name] for name in COMPARED_VALUES}
+    values = _values_of(postback)
     return min(
         candidates,
         key=lambda e: (
-            not values_agree(values, {name: getattr(e, name) for name in COMPARED_VALUES}),
+            not is_awaiting(e),
+            not values_agree(values, _entry_values(e)),
             e.changed_at or datetime.max.replace(tzinfo=UTC),
             e.seq,
         ),
     )
+
+
+# How an entry's anomaly starts when a postback of its change said other values than the API.
+DIFFERS = "postback differs from impact.com's API: "
+VALUE_NAMES = {
+    "status": "status",
+    "amount": "amount",
+    "payout": "payout",
+    "delta_amount": "amount delta",
+    "delta_payout": "payout delta",
+}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, Decimal):
+        value = value.normalize()
+        return format(value if value.as_tuple().exponent <= -2 else value.quantize(Decimal("0.01")), "f")
+    return str(value)
+
+
+def differences(postback: Postback, event) -> str:
+    """What `postback` says of the change `event` recorded from the API that the API did not, as
+    "postback differs from impact.com's API: amount 10.00 → 10.01"; "" when nothing differs. Not
+    for a tracking: the API's Actions record carries the action's values of today, not the tracking's."""
+    if event.kind == Lifecycle.TRACKED:
+        return ""
+    values, theirs = _values_of(postback), _entry_values(event)
+    differ = [name for name in _compared(values, theirs) if values[name] != theirs[name]]
+    if not differ:
+        return ""
+    return DIFFERS + ", ".join(f"{VALUE_NAMES[n]} {_shown(theirs[n])} → {_shown(values[n])}" for n in differ)
+
+
+def noted(anomaly: str, note: str, max_length: int = 255) -> str:
+    """`anomaly` with `note` (`differences`) added once. The notes of several postbacks of one change
+    come in one order whatever order the postbacks came in, after the anomaly the entry had."""
+    parts = [part for part in anomaly.split("; ") if part]
+    if not note or note in parts:
+        return anomaly
+    own = [part for part in parts if not part.startswith(DIFFERS)]
+    notes = sorted([part for part in parts if part.startswith(DIFFERS)] + [note])
+    return "; ".join(own + notes)[:max_length]

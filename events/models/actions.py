@@ -344,6 +344,11 @@ class ActionEvent(models.Model):
             models.Index(
                 fields=["action"], condition=models.Q(source="api", delivery__isnull=True), name="event_api_awaiting"
             ),
+            # ... and the entries their postback joined, which another postback of the same change (its
+            # kind and update time, other bytes) reports too: a duplicate of the entry.
+            models.Index(
+                fields=["action"], condition=models.Q(postback_fingerprint__isnull=False), name="event_api_joined"
+            ),
         ]
 
     def __str__(self) -> str:
