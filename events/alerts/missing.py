@@ -66,7 +66,8 @@ def pair(changes: list[ApiChange], events: list, taken: set[int] = frozenset()) 
     """Which postback reports which change, for the changes and postbacks of one action (changes
     oldest first, postbacks in receipt order):
     - the postback that joined an entry backfilled from a change reports that change;
-    - a postback with an impact-side time reports every change at that time;
+    - a postback with an impact-side time reports every change of its kind at that time (a reversal
+      only a reversal), whatever values it carries;
     - a postback without one reports one change of its kind made before it arrived: one whose values
       (status, amounts, deltas) it carries, else the earliest. With several changes on one action the
       values tell them apart; `taken`: postbacks without a time already reporting another change."""
@@ -82,7 +83,10 @@ def pair(changes: list[ApiChange], events: list, taken: set[int] = frozenset()) 
         answer([c for c in waiting if c.backfilled_event_id == event.id], event)
     for event in events:
         if event.changed_at is not None:
-            answer([c for c in waiting if rules.same_time(event.changed_at, c.changed_at)], event)
+            # The change's identity, as a postback joining its backfilled entry decides it: its kind
+            # and time, whatever values the postback carries.
+            at_its_time = [c for c in waiting if rules.same_time(event.changed_at, c.changed_at)]
+            answer([c for c in at_its_time if rules.kinds_agree(event.kind, c.kind)], event)
     answered = {event.id for _, event in pairs} | set(taken)
     untimed = [e for e in events if e.changed_at is None and e.id not in answered]
     for by_values in (True, False):

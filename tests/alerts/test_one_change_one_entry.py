@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -170,6 +171,102 @@ def test_the_actions_record_and_the_update_creating_the_action_are_one_tracking(
     assert history("A9") == [("tracked", "api", None)]
     tracked(send, "A9", T, T + 80 * MIN)
     assert history("A9") == [("tracked", "postback", 80 * 60)]
+
+
+# --- The postback's word against the API's -------------------------------------------------------------
+
+AT_ITS_TIME = {**APPROVAL, "UpdateDate": iso(T + 5 * MIN)}
+
+
+def a1_entry() -> ActionEvent:
+    return ActionEvent.objects.get(action__action_id="A1", seq=2)
+
+
+def test_a_postback_at_the_changes_update_time_joins_its_entry_whatever_values_it_carries(backfilled, send):
+    """Same action, kind and update time: the same change, though the postback says LOCKED and 80.01
+    where the API said APPROVED and 80.00. One entry; it keeps the API's values (counted with them
+    since the backfill) and says what the postback said."""
+    response = send_at(send, T + 90 * MIN, **{**AT_ITS_TIME, "Status": "LOCKED", "Amount": "80.01"})
+
+    assert history("A1") == [("tracked", "postback", 60), ("modified", "postback", 85 * 60)]
+    entry = a1_entry()
+    assert response.delivery.event_id == entry.pk
+    assert entry.anomaly == "postback differs from impact.com's API: status APPROVED → LOCKED, amount 80.00 → 80.01"
+    assert (entry.status, entry.amount) == ("APPROVED", Decimal("80.00"))
+    action = Action.objects.get(action_id="A1")
+    assert (action.status, action.amount, action.event_count) == ("APPROVED", Decimal("80.00"), 2)
+    assert ApiChange.objects.get(action_id="A1").postback_event_id == entry.pk
+
+
+@pytest.mark.parametrize("first", ["same values", "other values"])
+def test_another_postback_of_that_change_is_a_duplicate_of_its_entry_whichever_comes_first(backfilled, send, first):
+    """Two postbacks at the change's update time, one saying 80.01: one change, one entry, the same
+    whichever came first, noting what the other one said."""
+    postbacks = {"same values": AT_ITS_TIME, "other values": {**AT_ITS_TIME, "Amount": "80.01"}}
+    order = [first, *(name for name in postbacks if name != first)]
+    outcomes = []
+    for minutes, name in zip((90, 95), order, strict=True):
+        with time_machine.travel(T + minutes * MIN, tick=False):
+            outcomes.append(send(**postbacks[name]).delivery.outcome)
+
+    assert outcomes == ["applied", "duplicate"]
+    assert history("A1") == [("tracked", "postback", 60), ("modified", "postback", 85 * 60)]
+    entry = a1_entry()
+    assert (entry.anomaly, entry.duplicate_count) == ("postback differs from impact.com's API: amount 80.00 → 80.01", 1)
+    assert Action.objects.get(action_id="A1").amount == Decimal("80.00")
+    assert sorted(Delivery.objects.filter(event=entry).values_list("outcome", flat=True)) == ["applied", "duplicate"]
+
+
+def test_a_postback_at_the_changes_time_with_other_values_answers_it_before_the_backfill_too(two_changes, send):
+    """The reconciliation reads the change's identity as the join does: the postback that came before
+    the backfill answered the change, whatever values it carries, and nothing is recorded twice."""
+    reconcile_at(two_changes, T + 30 * MIN)
+    send_at(send, T + 50 * MIN, **{**AT_ITS_TIME, "Amount": "80.01"})
+    backfill_at(T + 70 * MIN)
+    assert history("A1") == [("tracked", "postback", 60), ("modified", "postback", 45 * 60)]
+    assert ApiChange.objects.get(action_id="A1").received_at == T + 50 * MIN
+
+
+def test_a_postback_at_a_reversals_time_that_does_not_say_reversed_does_not_answer_it(impact, send):
+    """A reversal is reported only by a postback that says so: one at its time that does not (applied
+    as a modification) leaves it missing, then backfilled, as the join would not join it either."""
+    tracked(send, "A1", T0, T0 + MIN)
+    impact.updates.append(update_record("A1", T + 5 * MIN, state="REVERSED", payout="0.00"))
+    reconcile_at(impact, T + 10 * MIN)
+    send_at(send, T + 20 * MIN, **AT_ITS_TIME)
+    assert ApiChange.objects.get(action_id="A1").postback_event is None
+    backfill_at(T + 70 * MIN)
+    assert history("A1") == [("tracked", "postback", 60), ("modified", "postback", 15 * 60), ("reversed", "api", None)]
+
+
+# A pending change without UpdateDate and without deltas: as a postback it could be a tracking.
+PENDING_80 = {**APPROVAL, "Status": "PENDING"}
+
+
+@pytest.fixture
+def pending_change(impact, send):
+    """A1 tracked pending at 100.00 / 10.00 (its postback came); at T + 5 min impact.com lowers it to
+    80.00 / 8.00, still pending, and that postback is late: the change is backfilled."""
+    tracked(send, "A1", T0, T0 + MIN)
+    impact.updates.append(update_record("A1", T + 5 * MIN, state="PENDING"))
+    backfill_at(T + 70 * MIN)
+    assert history("A1") == [("tracked", "postback", 60), ("modified", "api", None)]
+    return impact
+
+
+def test_a_pending_postback_without_a_time_joins_the_modification_its_values_tell_from_the_tracking(
+    pending_change, send
+):
+    """It could be a tracking by its form, but the action's tracking was in the history before the
+    modification was backfilled, and its values (100.00) are not the postback's (80.00)."""
+    send_at(send, T + 90 * MIN, **PENDING_80)
+    assert history("A1") == [("tracked", "postback", 60), ("modified", "postback", 85 * 60)]
+
+
+def test_a_pending_postback_without_a_time_with_the_trackings_values_is_an_entry_of_its_own(pending_change, send):
+    """Its values are the tracking's, not the backfilled modification's: not that change."""
+    send_at(send, T + 90 * MIN, **{**PENDING_80, "Amount": "100.00", "Payout": "10.00"})
+    assert history("A1") == [("tracked", "postback", 60), ("modified", "api", None), ("modified", "postback", None)]
 
 
 # --- Two changes of one kind on one action, postbacks without an update time ---------------------------
