@@ -3,7 +3,8 @@ processor's batches end in the same action and history as applying them one by o
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.test import override_settings
 from hypothesis import HealthCheck, given, note, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from events import impact
 from events.alerts import missing
+from events.lifecycle import rules
 from events.models import Action, ActionEvent, ApiChange, Brand, DelayAlert, Delivery
 from events.processing import process_next_batch
 from tests.conftest import postback_params
@@ -78,11 +80,25 @@ def arrivals(draw, postbacks: list) -> list[int]:
 
 
 def outcome() -> tuple:
+    """The action's state and values, and each entry: its identity, its values, and what postbacks
+    said otherwise than impact.com's API (for entries recorded from it)."""
     action = Action.objects.get(action_id="A1")
-    entries = sorted(ActionEvent.objects.filter(action=action).values_list("fingerprint", "kind"))
+    rows = ActionEvent.objects.filter(action=action).values_list(
+        "fingerprint", "kind", "status", "amount", "payout", "anomaly"
+    )
+    entries = sorted(
+        (*row[:5], [part for part in row[5].split("; ") if part.startswith(rules.DIFFERS)]) for row in rows
+    )
     seqs = sorted(ActionEvent.objects.filter(action=action).values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
-    return (action.state, action.amount, action.payout, entries)
+    return (action.state, action.status, action.amount, action.payout, entries)
+
+
+def joins() -> tuple:
+    """Which postback joined which entry recorded from the API, and the entries still awaiting one."""
+    joined = sorted(ActionEvent.objects.filter(postback_fingerprint__isnull=False).values_list("fingerprint", "kind"))
+    awaiting = sorted(ActionEvent.objects.filter(source="api").values_list("fingerprint", "kind"))
+    return joined, awaiting
 
 
 def reset() -> None:
@@ -126,29 +142,62 @@ def test_any_arrival_order_repeats_and_batches_end_in_the_same_action_and_histor
         outcomes = list(Delivery.objects.order_by("id").values_list("outcome", flat=True))
         note(f"outcomes {outcomes}")
         assert outcome() == expected
-        assert outcomes.count("applied") == len(expected[3])
+        assert outcomes.count("applied") == len(expected[-1])
         assert set(outcomes) <= {"applied", "duplicate"}
     # Each batch was applied as one: none fell back to one delivery at a time.
     assert not [r for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("events.processing")]
 
 
-def backfill(postbacks: list[dict], chosen: list[int]) -> None:
+# Another word impact.com's API may use for a status, in the same group.
+OTHER_WORD = {"PENDING": "DEFAULT", "APPROVED": "LOCKED"}
+
+
+def api_record(params: dict[str, str], differs: bool) -> dict[str, str]:
+    """The API's record of the change a postback reports: the same values, or (`differs`) another
+    status word and a cent more."""
+    if not differs:
+        return params
+    return {
+        **params,
+        "Status": OTHER_WORD[params["Status"]],
+        "Amount": str(Decimal(params["Amount"]) + Decimal("0.01")),
+    }
+
+
+def backfill(
+    postbacks: list[dict],
+    chosen: list[int],
+    differing: set[int] = frozenset(),
+    times: dict[int, datetime] | None = None,
+) -> set[tuple]:
     """impact.com's API reported these changes and no postback came: `--backfill` recorded them from
-    the API records (one change per action, kind and time, as impact.com lists them)."""
-    keys = set()
+    the API records (one change per action, kind and time, as impact.com lists them), the API's values
+    other than the postback's for the modifications in `differing`. A postback without a time has
+    its change's in `times`. Returns the (kind, time) of the changes whose values differ."""
+    keys, differ = set(), set()
     for i in sorted(chosen):
         params = postbacks[i]
         postback = impact.normalise(list(params.items()))
         kind = (
             "tracked" if i == 0 else "reversed" if impact.status_group(params["Status"]) == "reversed" else "modified"
         )
-        key = (kind, postback.changed_at or postback["creation_date"])
+        key = (kind, (times or {}).get(i) or postback.changed_at or postback["creation_date"])
         if key not in keys:
             keys.add(key)
+            record = api_record(params, kind == "modified" and i in differing)
+            if record is not params:
+                differ.add(key)
             ApiChange.objects.create(
-                action_id="A1", kind=kind, state=params["Status"], changed_at=key[1], payload=params
+                action_id="A1", kind=kind, state=record["Status"], changed_at=key[1], payload=record
             )
     missing.backfill(now=CREATED + timedelta(days=2))
+    return differ
+
+
+def assert_notes_where_values_differ(differ: set[tuple]) -> None:
+    """Each entry whose API record differs from a postback of its change says so."""
+    noted = ActionEvent.objects.filter(anomaly__contains=rules.DIFFERS).values_list("kind", "changed_at")
+    assert differ <= set(noted)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -159,19 +208,22 @@ def test_postbacks_joining_backfilled_changes_end_the_same_in_any_order_and_batc
     and the action and history end as applying them one by one in order does."""
     postbacks = data.draw(lifecycles(), label="postbacks")
     chosen = data.draw(st.sets(st.integers(0, len(postbacks) - 1), min_size=1), label="backfilled")
+    # The API's record may say another status word or amount than the postback: the same change still.
+    differing = data.draw(st.sets(st.sampled_from(sorted(chosen))), label="API values differ")
 
     reset()
-    backfill(postbacks, chosen)
+    differ = backfill(postbacks, chosen, differing)
     for params in postbacks:
         store(params)
         apply_in_batches([])
     expected = outcome()
     assert not ActionEvent.objects.filter(source="api").exists()  # every backfilled entry was joined
+    assert_notes_where_values_differ(differ)
 
     order = data.draw(arrivals(postbacks), label="arrival order")
     sizes = data.draw(st.lists(st.integers(1, len(order)), max_size=len(order)), label="batches")
     reset()
-    backfill(postbacks, chosen)
+    backfill(postbacks, chosen, differing)
     for i in order:
         store(postbacks[i])
     apply_in_batches(sizes)
@@ -195,7 +247,7 @@ def test_an_untimed_tracking_and_a_backfilled_identical_modification_end_the_sam
         apply_in_batches([])
     expected = outcome()
     assert not ActionEvent.objects.filter(source="api").exists()
-    assert sorted(kind for _, kind in expected[3]) == ["modified", "tracked"]
+    assert sorted(entry[1] for entry in expected[-1]) == ["modified", "tracked"]
 
     reset()
     backfill(postbacks, [1])
@@ -204,3 +256,91 @@ def test_an_untimed_tracking_and_a_backfilled_identical_modification_end_the_sam
     apply_in_batches([])
     assert outcome() == expected
     assert not ActionEvent.objects.filter(source="api").exists()
+
+
+@st.composite
+def untimed_lifecycles(draw) -> tuple[list[dict[str, str]], dict[int, datetime]]:
+    """A template without UpdateDate: one tracked postback, some modifications, maybe a reversal, and
+    the time impact.com made each change (its API record's). Postbacks without a time are told apart
+    by their values only, so each modification's (status, amount, payout) is its own: changes with the
+    same values would be the same change, and the same bytes a retry."""
+    amount, payout = draw(money), draw(money)
+    with_deltas = draw(st.booleans())
+    tracked = postback_params(
+        Amount=str(amount),
+        Payout=str(payout),
+        DeltaAmount=str(amount) if with_deltas else None,
+        DeltaPayout=str(payout) if with_deltas else None,
+    )
+    if draw(st.booleans()):
+        tracked["UpdateDate"] = CREATED.isoformat()  # a template may fill it for the tracking only
+    postbacks, times = [tracked], {}
+    seen = {("PENDING", amount, payout)}
+    for minutes in range(1, draw(st.integers(0, 4)) + 1):
+        # Pending without deltas (or with zero ones) could be a tracking by its form.
+        status = draw(st.sampled_from(["PENDING", "APPROVED"]))
+        new_amount = draw(st.one_of(st.just(amount), money))
+        new_payout = draw(st.one_of(st.just(payout), money))
+        if (status, new_amount, new_payout) in seen:
+            continue
+        seen.add((status, new_amount, new_payout))
+        postbacks.append(
+            postback_params(
+                Status=status,
+                Amount=str(new_amount),
+                Payout=str(new_payout),
+                DeltaAmount=str(new_amount - amount) if with_deltas else None,
+                DeltaPayout=str(new_payout - payout) if with_deltas else None,
+            )
+        )
+        times[len(postbacks) - 1] = CREATED + timedelta(minutes=minutes)
+        amount, payout = new_amount, new_payout
+    if draw(st.booleans()):
+        postbacks.append(
+            postback_params(
+                Status="REVERSED",
+                Amount=draw(st.sampled_from([str(amount), "{Amount}"])),
+                Payout=draw(st.sampled_from(["0", "{Payout}"])),
+                DeltaPayout=str(-payout) if with_deltas else None,
+            )
+        )
+        times[len(postbacks) - 1] = CREATED + timedelta(minutes=10)
+    return postbacks, times
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_postbacks_without_a_time_joining_backfilled_changes_end_the_same_in_any_order_and_batches(store, data):
+    """A template without UpdateDate. Every change was recorded from impact.com's API (the tracking too,
+    or its postback came before the backfill); then the postbacks arrive in any order, repeated, in any
+    batches: each joins its change's entry by its values (a pending one without deltas too, which the
+    tracking in the history tells apart) and the action and history end as in order.
+
+    Without the tracking in the history when the changes were backfilled (its postback comes after,
+    with the others), a pending postback without deltas could be the tracking: whether it joins a
+    modification must not depend on whether the tracking's postback came first."""
+    postbacks, times = data.draw(untimed_lifecycles(), label="postbacks")
+    tracking = data.draw(st.sampled_from(["backfilled", "before the backfill", "after the backfill"]), label="tracking")
+    chosen = set(range(len(postbacks))) - ({0} if tracking == "after the backfill" else set())
+
+    def run(order: list[int], sizes: list[int]) -> None:
+        reset()
+        if tracking == "before the backfill":
+            store(postbacks[0])
+            apply_in_batches([])
+        backfill(postbacks, chosen, times=times)
+        for i in order:
+            store(postbacks[i])
+        apply_in_batches(sizes)
+
+    run(list(range(len(postbacks))), [])  # one by one, in the order impact.com made the changes
+    expected = joins(), outcome() if tracking != "after the backfill" else None
+    if tracking != "after the backfill":
+        assert not ActionEvent.objects.filter(source="api").exists()  # every backfilled entry was joined
+
+    order = data.draw(arrivals(postbacks), label="arrival order")
+    run(order, data.draw(st.lists(st.integers(1, len(order)), max_size=len(order)), label="batches"))
+    note(f"outcomes {list(Delivery.objects.order_by('id').values_list('outcome', flat=True))}")
+    assert joins() == expected[0]
+    if tracking != "after the backfill":
+        assert outcome() == expected[1]
