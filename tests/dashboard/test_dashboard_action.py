@@ -3,9 +3,11 @@
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from fake_impact import update_record
 from tests_dashboard_common import NOW, iso
 
-from events.models import Delivery
+from events.alerts import missing
+from events.models import ApiChange, Delivery
 from tests.conftest import postback_params
 
 
@@ -76,3 +78,31 @@ def test_credential_headers_show_redacted(staff_client, send, credential):
     html = staff_client.get("/actions/H1/").content.decode()
     assert credential.secret not in html
     assert "<code>X-Postback-Token</code></th><td><code>[redacted]</code>" in html
+
+
+def test_an_entry_backfilled_from_the_api_then_joined_by_its_postback_says_so(staff_client, send):
+    """impact.com approved A1 three hours ago; no postback came, so `--backfill` recorded the approval
+    from the API an hour ago; then its postback came, saying another amount: one entry, which says
+    it was the API's first and what the postback said otherwise."""
+    changed = NOW - timedelta(hours=3)
+    send(ActionId="A1", CreationDate=iso(NOW - timedelta(days=1)))
+    record = update_record("A1", changed)  # APPROVED, amount 80.00, payout 8.00
+    ApiChange.objects.create(action_id="A1", kind="modified", state="APPROVED", changed_at=changed, payload=record)
+    missing.backfill(now=NOW - timedelta(hours=1))
+    html = staff_client.get("/actions/A1/").content.decode()
+    assert "Recorded from the impact.com API, not a postback." in html
+    assert "First recorded from impact.com" not in html
+
+    send(ActionId="A1", Status="APPROVED", Amount="80.01", Payout="8.00", UpdateDate=iso(changed))
+    response = staff_client.get("/actions/A1/")
+    joined, tracked = response.context["timeline"]
+    assert (joined["event"].kind, joined["event"].source, tracked["event"].kind) == ("modified", "postback", "tracked")
+    html = response.content.decode()
+    assert (
+        "First recorded from impact.com's API by <code>reconcile_impact --backfill</code>, no postback having "
+        "come; its postback came later and joined this entry (received "
+    ) in html
+    assert ", 3 h 00 min after the change)." in html
+    assert "Postback differs from impact.com&#x27;s API: amount 80.00 → 80.01." in html
+    assert "Recorded from the impact.com API, not a postback." not in html
+    assert html.count("First recorded from impact.com") == 1  # on that entry only, not on the tracking
