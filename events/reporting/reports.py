@@ -9,7 +9,7 @@
 `refresh(action ids)` runs inside the processor's batch transaction, after the lifecycle wrote the
 batch: it rewrites the batch's ActionReport rows (two reads and one upsert), looks up the test
 brand, and adds the difference between their old and new keys to each total (one upsert per total;
-DimensionTotal's in chunks of sql.TOTAL_CHUNK rows, so at most two for a batch of 300 new actions). So
+DimensionTotal's in chunks of sql.TOTAL_CHUNK rows, so at most two for a batch of 500 new actions). So
 the pages read bounded rows: the totals of a few keys or of a period's days, or one index range of
 reports (what is left of a period at either end: today up to now).
 
