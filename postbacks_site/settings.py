@@ -310,8 +310,8 @@ REFUSED_ATTEMPTS_KEEP = _int("REFUSED_ATTEMPTS_KEEP", 1000, minimum=10)
 RETRY_AFTER_SECONDS = _int("RETRY_AFTER_SECONDS", 30, minimum=1)
 
 # --- Processing (README, "What happens to a postback") ------------------------------
-# Deliveries a processor claims and applies in one transaction. 500 drained a backlog 8 % faster
-# than 300 (bench/processor_steps.py: a batch's totals, claim and commit cost the same for more
+# Deliveries a processor claims and applies in one transaction. 500 drained a backlog 6 % faster
+# than 300 (bench/ingest.py: a batch's totals, claim and commit cost about the same for more
 # deliveries), and a batch still commits within half a second.
 PROCESSING_BATCH_SIZE = _int("PROCESSING_BATCH_SIZE", 500, minimum=1)
 # /healthz answers 503 (and the watcher opens an alert) when the oldest delivery waiting to be
