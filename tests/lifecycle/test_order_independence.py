@@ -22,13 +22,13 @@ money = st.decimals(min_value=0, max_value=1000, places=2)
 
 
 @st.composite
-def lifecycles(draw) -> list[dict[str, str]]:
-    """One tracked postback, some modifications with deltas and an update time, maybe one reversal.
+def trackings(draw) -> tuple[dict[str, str], Decimal, Decimal, bool]:
+    """A tracked postback: (params, amount, payout, whether the template has the Delta macros).
 
-    Money starts at zero sometimes, so a modification's deltas can equal its whole values too."""
+    Templates differ: with or without the Delta macros, with or without an update time on the
+    tracking (a template may fill it for the tracking only). With the macros, the tracked postback
+    carries its whole values as deltas (a change from nothing)."""
     amount, payout = draw(money), draw(money)
-    # Templates differ: with or without the Delta macros, with or without an update time on tracked.
-    # With them, the tracked postback carries its whole values as deltas (a change from nothing).
     with_deltas = draw(st.booleans())
     tracked = postback_params(
         Amount=str(amount),
@@ -38,6 +38,15 @@ def lifecycles(draw) -> list[dict[str, str]]:
     )
     if draw(st.booleans()):
         tracked["UpdateDate"] = CREATED.isoformat()
+    return tracked, amount, payout, with_deltas
+
+
+@st.composite
+def lifecycles(draw) -> list[dict[str, str]]:
+    """One tracked postback, some modifications with deltas and an update time, maybe one reversal.
+
+    Money starts at zero sometimes, so a modification's deltas can equal its whole values too."""
+    tracked, amount, payout, with_deltas = draw(trackings())
     postbacks = [tracked]
     # Small minute values so that two changes sometimes share an update time.
     times = draw(st.lists(st.integers(min_value=1, max_value=6), max_size=4))
@@ -264,16 +273,7 @@ def untimed_lifecycles(draw) -> tuple[list[dict[str, str]], dict[int, datetime]]
     the time impact.com made each change (its API record's). Postbacks without a time are told apart
     by their values only, so each modification's (status, amount, payout) is its own: changes with the
     same values would be the same change, and the same bytes a retry."""
-    amount, payout = draw(money), draw(money)
-    with_deltas = draw(st.booleans())
-    tracked = postback_params(
-        Amount=str(amount),
-        Payout=str(payout),
-        DeltaAmount=str(amount) if with_deltas else None,
-        DeltaPayout=str(payout) if with_deltas else None,
-    )
-    if draw(st.booleans()):
-        tracked["UpdateDate"] = CREATED.isoformat()  # a template may fill it for the tracking only
+    tracked, amount, payout, with_deltas = draw(trackings())
     postbacks, times = [tracked], {}
     seen = {("PENDING", amount, payout)}
     for minutes in range(1, draw(st.integers(0, 4)) + 1):
