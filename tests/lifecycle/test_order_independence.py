@@ -42,6 +42,18 @@ def trackings(draw) -> tuple[dict[str, str], Decimal, Decimal, bool]:
 
 
 @st.composite
+def reversals(draw, amount: Decimal, payout: Decimal, with_deltas: bool) -> dict[str, str]:
+    """A reversal of an action whose values are `amount` and `payout`, without an update time."""
+    return postback_params(
+        Status="REVERSED",
+        # impact.com may leave a macro unfilled in a reversal.
+        Amount=draw(st.sampled_from([str(amount), "{Amount}"])),
+        Payout=draw(st.sampled_from(["0", "{Payout}"])),
+        DeltaPayout=str(-payout) if with_deltas else None,
+    )
+
+
+@st.composite
 def lifecycles(draw) -> list[dict[str, str]]:
     """One tracked postback, some modifications with deltas and an update time, maybe one reversal.
 
@@ -66,16 +78,8 @@ def lifecycles(draw) -> list[dict[str, str]]:
         amount, payout = new_amount, new_payout
     if draw(st.booleans()):
         minutes = draw(st.integers(min_value=1, max_value=8))  # usually after the modifications, not always
-        postbacks.append(
-            postback_params(
-                Status="REVERSED",
-                # impact.com may leave a macro unfilled in a reversal.
-                Amount=draw(st.sampled_from([str(amount), "{Amount}"])),
-                Payout=draw(st.sampled_from(["0", "{Payout}"])),
-                DeltaPayout=str(-payout) if with_deltas else None,
-                UpdateDate=(CREATED + timedelta(minutes=minutes)).isoformat(),
-            )
-        )
+        reversal = draw(reversals(amount, payout, with_deltas))
+        postbacks.append(reversal | {"UpdateDate": (CREATED + timedelta(minutes=minutes)).isoformat()})
     return postbacks
 
 
@@ -296,14 +300,7 @@ def untimed_lifecycles(draw) -> tuple[list[dict[str, str]], dict[int, datetime]]
         times[len(postbacks) - 1] = CREATED + timedelta(minutes=minutes)
         amount, payout = new_amount, new_payout
     if draw(st.booleans()):
-        postbacks.append(
-            postback_params(
-                Status="REVERSED",
-                Amount=draw(st.sampled_from([str(amount), "{Amount}"])),
-                Payout=draw(st.sampled_from(["0", "{Payout}"])),
-                DeltaPayout=str(-payout) if with_deltas else None,
-            )
-        )
+        postbacks.append(draw(reversals(amount, payout, with_deltas)))
         times[len(postbacks) - 1] = CREATED + timedelta(minutes=10)
     return postbacks, times
 
