@@ -211,17 +211,7 @@ def _status_for_period(now: datetime, tz, brand: Brand | None, days: tuple, toda
         rows = without_tests(ActionReport.objects.filter(edges))
         if brand is not None:
             rows = rows.filter(brand=brand)
-        locked = models.Q(reversed=False, locking_date__lte=now)
-        parts.append(
-            rows.order_by()
-            .values("currency", "group")
-            .annotate(
-                n=models.Count("id"),
-                p=_sum("payout"),
-                locked_n=models.Count("id", filter=locked),
-                locked_p=_sum("payout", locked),
-            )
-        )
+        parts.append(_counted(rows, "locked", models.Q(reversed=False, locking_date__lte=now)))
     return _folded(_merged([list(part) for part in parts], ("currency", "group"), STATUS_SUMS))
 
 
@@ -241,17 +231,21 @@ def _locked_today(now: datetime, tz, brand: Brand | None, days: tuple | None) ->
         in_period = models.Q(
             tracked_at__gte=day_start(days[0], tz), tracked_at__lt=day_start(days[1] + timedelta(days=1), tz)
         )
-    rows = (
-        todays.order_by()
+    return {(r["currency"], r["group"]): r for r in _counted(todays, "period", in_period)}
+
+
+def _counted(reports, name: str, condition: models.Q):
+    """Reports' actions (n) and payout (p) per currency and status group, and those of them that meet
+    `condition` as `{name}_n` and `{name}_p`. One query."""
+    return (
+        reports.order_by()
         .values("currency", "group")
         .annotate(
             n=models.Count("id"),
             p=_sum("payout"),
-            period_n=models.Count("id", filter=in_period),
-            period_p=_sum("payout", in_period),
+            **{f"{name}_n": models.Count("id", filter=condition), f"{name}_p": _sum("payout", condition)},
         )
     )
-    return {(r["currency"], r["group"]): r for r in rows}
 
 
 # --- Locking calendar --------------------------------------------------------------------------
