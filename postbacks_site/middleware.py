@@ -30,7 +30,7 @@ class ContentSecurityPolicyMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.policy = build_policy()  # "" without a policy: no header
+        self.policy = policy_in_written_order()  # "" without a policy: no header
 
     def __call__(self, request):
         response = self.get_response(request)
@@ -39,6 +39,22 @@ class ContentSecurityPolicyMiddleware:
         if self.policy and not debug_page and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = self.policy
         return response
+
+
+def policy_in_written_order() -> str:
+    """django-csp's policy, its directives in the order CONTENT_SECURITY_POLICY lists them.
+
+    django-csp joins them in the order of a set, which string hashing makes differ from process to
+    process: each gunicorn worker sent the same policy in an order of its own.
+    """
+    written = list((settings.CONTENT_SECURITY_POLICY or {}).get("DIRECTIVES", {}))
+    directives = [d for d in build_policy().split("; ") if d]
+
+    def position(directive: str) -> int:
+        name = directive.split(" ", 1)[0]
+        return written.index(name) if name in written else len(written)
+
+    return "; ".join(sorted(directives, key=position))
 
 
 def _has_nul(encoded: str) -> bool:
