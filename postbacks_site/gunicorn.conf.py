@@ -3,6 +3,8 @@
 import multiprocessing
 import os
 
+from events.common import collector
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
 worker_class = "sync"
@@ -22,3 +24,8 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 errorlog = "-"
 wsgi_app = "postbacks_site.wsgi:application"
+
+
+def post_worker_init(worker):
+    # The worker has loaded the application: what it holds now is kept for good.
+    collector.settle()

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
+from events.common import collector
 from events.management.arguments import positive_int
 from events.management.worker import WorkerCommand
 from events.processing import pending, process_next_batch
@@ -35,12 +36,13 @@ class Command(WorkerCommand):
 
     def handle(self, *args, once=False, batch=None, **options):
         self.listen_for_stop()
-        if once:
-            self._drain(batch)
-            return
-        logger.info("processor started: batches of %s, looking for new deliveries every %s s", batch, POLL_SECONDS)
-        self.run_loop(lambda: process_next_batch(batch) is not None, POLL_SECONDS)
-        logger.info("processor stopped")
+        with collector.settled():
+            if once:
+                self._drain(batch)
+                return
+            logger.info("processor started: batches of %s, looking for new deliveries every %s s", batch, POLL_SECONDS)
+            self.run_loop(lambda: process_next_batch(batch) is not None, POLL_SECONDS)
+            logger.info("processor stopped")
 
     def _drain(self, batch: int) -> None:
         total = 0
