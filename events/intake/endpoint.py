@@ -9,6 +9,7 @@ import logging
 
 from django.conf import settings
 from django.db import DatabaseError
+from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
@@ -127,7 +128,9 @@ class ImpactPostbackView(APIView):
         delivery = store(request._request, request.auth, body)
         logs.bind_delivery(delivery.pk)
         logger.debug("postback stored as delivery %s", delivery.pk)
-        return Response({"delivery": delivery.pk, "outcome": delivery.outcome})
+        # Django's JsonResponse, not DRF's Response: the same JSON without the renderer's
+        # negotiation and rendering, which cost a twenty-fifth of a stored postback's instructions.
+        return JsonResponse({"delivery": delivery.pk, "outcome": delivery.outcome})
 
     def handle_exception(self, exc):
         if isinstance(exc, DatabaseError):  # nothing could be stored: impact.com retries
