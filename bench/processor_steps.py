@@ -6,7 +6,7 @@ Creates a fresh database (PostgreSQL `--database`, default h_bench_steps, droppe
 an SQLite file), writes the same backlog as bench/ingest.py's drain (70 % new actions, 20 %
 modifications, 5 % reversals, 5 % exact retries, in arrival order), then applies it in this
 process exactly as `manage.py process_deliveries --once` does (`process_next_batch` until none is
-left). Nothing in the product is changed: its functions are wrapped from outside, here, for the
+left, the garbage collector settled as the command settles it). Nothing in the product is changed: its functions are wrapped from outside, here, for the
 run.
 
 Step timing (default): the wall time of each step of a batch (claim, parse, fingerprint, brands,
@@ -195,6 +195,7 @@ def main() -> int:
         from django.core.management import call_command
         from django.db import connection
 
+        from events.common import collector
         from events.models import Credential, Delivery
         from events.reporting import reports
 
@@ -224,7 +225,8 @@ def main() -> int:
         profile = cProfile.Profile() if args.cprofile else None
         if profile:
             profile.enable()
-        done, wall, tenths = drain(batch, steps, len(backlog.rows))
+        with collector.settled():  # as the command's
+            done, wall, tenths = drain(batch, steps, len(backlog.rows))
         if profile:
             profile.disable()
         if autovacuum:
