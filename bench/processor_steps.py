@@ -6,8 +6,8 @@ Creates a fresh database (PostgreSQL `--database`, default h_bench_steps, droppe
 an SQLite file), writes the same backlog as bench/ingest.py's drain (70 % new actions, 20 %
 modifications, 5 % reversals, 5 % exact retries, in arrival order), then applies it in this
 process exactly as `manage.py process_deliveries --once` does (`process_next_batch` until none is
-left, the garbage collector settled as the command settles it). Nothing in the product is changed: its functions are wrapped from outside, here, for the
-run.
+left, the garbage collector settled as the command settles it). Nothing in the product is changed:
+its functions are wrapped from outside, here, for the run.
 
 Step timing (default): the wall time of each step of a batch (claim, parse, fingerprint, brands,
 action locks and known events, the fold through the rules, the writes, the alert hook, rollups,
