@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events.common import logs
-from events.models import DEFAULT_HEADER, RefusalReason
+from events.models import DEFAULT_HEADER, Outcome, RefusalReason
 
 from . import openapi
 from .credentials import TOKEN_PARAMETER, Authenticated, Refusal, auth_config, authenticate
@@ -130,7 +130,7 @@ class ImpactPostbackView(APIView):
         logger.debug("postback stored as delivery %s", delivery.pk)
         # Django's JsonResponse, not DRF's Response: the same JSON without the renderer's
         # negotiation and rendering, which cost a twenty-fifth of a stored postback's instructions.
-        return JsonResponse({"delivery": delivery.pk, "outcome": delivery.outcome})
+        return JsonResponse({"delivery": delivery.pk, "outcome": Outcome.RECEIVED})
 
     def handle_exception(self, exc):
         if isinstance(exc, DatabaseError):  # nothing could be stored: impact.com retries

@@ -7,18 +7,18 @@ from django.utils import timezone
 
 from events.common.networks import client_address
 from events.impact import escape_nul
-from events.models import Delivery
+from events.models import IncomingDelivery
 
 from .credentials import Authenticated, note_use
 from .redaction import redact_body, redact_headers, redact_query_string
 
 
-def store(request: HttpRequest, auth: Authenticated, body: bytes) -> Delivery:
-    """Commit the delivery (redacted, `received`) before anything parses it: one INSERT in
-    autocommit. A processor applies it (`events.processing`)."""
+def store(request: HttpRequest, auth: Authenticated, body: bytes) -> IncomingDelivery:
+    """Commit the delivery (redacted; `received`, the database's default) before anything parses
+    it: one INSERT in autocommit. A processor applies it (`events.processing`)."""
     now = timezone.now()
     secret = auth.secret
-    delivery = Delivery.objects.create(
+    delivery = IncomingDelivery.objects.create(
         received_at=now,
         method=request.method[:10],
         path=request.path[:300],

@@ -222,12 +222,18 @@ class Delivery(models.Model):
     headers = models.JSONField(default=dict, help_text="Credentials redacted.")
     remote_addr = models.CharField(max_length=64, blank=True)
     credential = models.ForeignKey(Credential, null=True, blank=True, on_delete=models.SET_NULL)
-    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.RECEIVED)
-    reason = models.TextField(blank=True, help_text="Why it is invalid or failed.")
-    traceback = models.TextField(blank=True)
+    # What processing writes. The database fills them in for a row the endpoint stores (db_default:
+    # an IncomingDelivery leaves them out); a Delivery made in Python still gets `default`.
+    outcome = models.CharField(
+        max_length=12, choices=Outcome.choices, default=Outcome.RECEIVED, db_default=Outcome.RECEIVED
+    )
+    reason = models.TextField(blank=True, default="", db_default="", help_text="Why it is invalid or failed.")
+    traceback = models.TextField(blank=True, default="", db_default="")
     processed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0, help_text="Times processed (1 + replays).")
-    action_id = models.CharField(max_length=255, blank=True, help_text="The ActionId, once parsed.")
+    attempts = models.PositiveIntegerField(default=0, db_default=0, help_text="Times processed (1 + replays).")
+    action_id = models.CharField(
+        max_length=255, blank=True, default="", db_default="", help_text="The ActionId, once parsed."
+    )
     event = models.ForeignKey(
         "ActionEvent",
         null=True,
@@ -273,6 +279,35 @@ class Delivery(models.Model):
     @property
     def body_text(self) -> str:
         return bytes(self.body).decode("utf-8", errors="replace")
+
+
+class IncomingDelivery(models.Model):
+    """A delivery as the endpoint stores it: the columns of `Delivery` it arrives with, nothing else.
+
+    The same table (unmanaged: `Delivery` owns it and its migrations); the columns processing writes
+    take their database defaults, so the row is `received` and waits for a processor. Inserting
+    these nine fields through the ORM costs the request path a tenth fewer instructions than a
+    `Delivery` with all eighteen, whose compiling and quoting grow with each field.
+    """
+
+    received_at = models.DateTimeField()
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=300)
+    query_string = models.TextField(blank=True)
+    content_type = models.CharField(max_length=200, blank=True)
+    body = models.BinaryField(blank=True)
+    headers = models.JSONField()
+    remote_addr = models.CharField(max_length=64, blank=True)
+    credential = models.ForeignKey(
+        Credential, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+
+    class Meta:
+        managed = False
+        db_table = "events_delivery"
+
+    def __str__(self) -> str:
+        return f"Delivery {self.pk} (incoming)"
 
 
 class AllowedNetwork(models.Model):
