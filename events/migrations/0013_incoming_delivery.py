@@ -2,6 +2,7 @@
 # only what it arrives with (IncomingDelivery, over the same table). PostgreSQL sets the defaults in
 # place; SQLite rebuilds the table.
 
+import django.utils.timezone
 from django.db import migrations, models
 
 
@@ -16,13 +17,13 @@ class Migration(migrations.Migration):
             name='IncomingDelivery',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('received_at', models.DateTimeField()),
+                ('received_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('method', models.CharField(max_length=10)),
                 ('path', models.CharField(max_length=300)),
-                ('query_string', models.TextField(blank=True)),
+                ('query_string', models.TextField(blank=True, help_text='Credentials redacted.')),
                 ('content_type', models.CharField(blank=True, max_length=200)),
-                ('body', models.BinaryField(blank=True)),
-                ('headers', models.JSONField()),
+                ('body', models.BinaryField(blank=True, default=b'', help_text='Credentials redacted.')),
+                ('headers', models.JSONField(default=dict, help_text='Credentials redacted.')),
                 ('remote_addr', models.CharField(blank=True, max_length=64)),
             ],
             options={

@@ -210,8 +210,9 @@ class DeliveryQuerySet(ReceivedAtQueries, models.QuerySet):
         return self.filter(outcome__in=[Outcome.INVALID, Outcome.FAILED, Outcome.RECEIVED], pruned_at__isnull=True)
 
 
-class Delivery(models.Model):
-    """One HTTP request that passed authentication, stored before anything parses it."""
+class Arrival(models.Model):
+    """What a delivery arrives with: the columns the endpoint writes (its credential aside, whose
+    deletion rule differs between the two models below)."""
 
     received_at = models.DateTimeField(default=timezone.now)
     method = models.CharField(max_length=10)
@@ -221,6 +222,14 @@ class Delivery(models.Model):
     body = models.BinaryField(blank=True, default=b"", help_text="Credentials redacted.")
     headers = models.JSONField(default=dict, help_text="Credentials redacted.")
     remote_addr = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Delivery(Arrival):
+    """One HTTP request that passed authentication, stored before anything parses it."""
+
     credential = models.ForeignKey(Credential, null=True, blank=True, on_delete=models.SET_NULL)
     # What processing writes. The database fills them in for a row the endpoint stores (db_default:
     # an IncomingDelivery leaves them out); a Delivery made in Python still gets `default`.
@@ -281,7 +290,7 @@ class Delivery(models.Model):
         return bytes(self.body).decode("utf-8", errors="replace")
 
 
-class IncomingDelivery(models.Model):
+class IncomingDelivery(Arrival):
     """A delivery as the endpoint stores it: the columns of `Delivery` it arrives with, nothing else.
 
     The same table (unmanaged: `Delivery` owns it and its migrations); the columns processing writes
@@ -290,14 +299,7 @@ class IncomingDelivery(models.Model):
     `Delivery` with all eighteen, whose compiling and quoting grow with each field.
     """
 
-    received_at = models.DateTimeField()
-    method = models.CharField(max_length=10)
-    path = models.CharField(max_length=300)
-    query_string = models.TextField(blank=True)
-    content_type = models.CharField(max_length=200, blank=True)
-    body = models.BinaryField(blank=True)
-    headers = models.JSONField()
-    remote_addr = models.CharField(max_length=64, blank=True)
+    # Deleting a credential sets Delivery's to NULL; this view of the same column must not do it twice.
     credential = models.ForeignKey(
         Credential, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
